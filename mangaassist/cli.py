@@ -1,0 +1,45 @@
+"""The ``mangaassist`` command: everything that is not ``train.py`` or ``sweep.py``.
+
+Each stage registers its own subcommands; this file only wires them and turns a
+:class:`~mangaassist.errors.UserError` into a one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mangaassist.errors import UserError
+
+# Stage modules that expose ``register(subparsers)``, in the direction of flow.
+STAGE_CLIS = ("mangaassist.data.cli", "mangaassist.evaluation.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser; a stage whose module is missing is left out."""
+    parser = argparse.ArgumentParser(prog="mangaassist", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in STAGE_CLIS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
