@@ -1,0 +1,55 @@
+import time
+
+import pytest
+import torch
+
+from mangaassist.errors import UserError
+from mangaassist.model.backbone import FAMILIES, load_backbone, load_tokenizer
+from mangaassist.model.module import IntentClassifier, pool
+
+
+def test_missing_weights_fail_fast_with_instructions(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache
+    start = time.perf_counter()
+    with pytest.raises(UserError) as err:
+        load_backbone("distilbert", "distilbert-base-uncased")
+    assert time.perf_counter() - start < 10  # no hang waiting for a hub that isn't there
+    msg = str(err.value)
+    assert "distilbert-base-uncased" in msg and "name_or_path" in msg and "huggingface-cli" in msg
+
+
+def test_missing_local_folder_names_it(tmp_path):
+    with pytest.raises(UserError, match="nowhere"):
+        load_tokenizer(str(tmp_path / "nowhere"))
+
+
+def test_unknown_family_and_init():
+    with pytest.raises(UserError, match="family"):
+        load_backbone("gpt2", init="tiny")
+    with pytest.raises(UserError, match="init"):
+        load_backbone("bert", init="random")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_tiny_classifier_forward_shapes(family, pooling):
+    model = IntentClassifier(family, num_labels=10, init="tiny", pooling=pooling)
+    ids = torch.randint(5, 1000, (3, 7))
+    mask = torch.ones(3, 7, dtype=torch.long)
+    assert model(ids, mask).shape == (3, 10)
+    probs = model.predict_proba(ids, mask)
+    assert torch.allclose(probs.sum(-1), torch.ones(3))
+    assert model.temperature.item() == 1.0
+
+
+def test_mean_pooling_ignores_padding():
+    hidden = torch.tensor([[[1.0, 1.0], [3.0, 3.0], [100.0, 100.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    assert pool(hidden, mask, "mean").tolist() == [[2.0, 2.0]]
+    assert pool(hidden, mask, "cls").tolist() == [[1.0, 1.0]]
+
+
+@pytest.mark.slow
+def test_default_encoder_is_the_real_minilm():
+    enc = load_backbone("bert")
+    assert enc.config.num_hidden_layers == 6 and enc.config.hidden_size == 384
