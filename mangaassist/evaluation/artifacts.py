@@ -1,0 +1,116 @@
+"""What evaluation reads from a run directory, checked up front with errors that name the gap.
+
+A run directory (see :mod:`mangaassist.training.run_dir`) and a registry version share one
+layout, so everything here works on both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from mangaassist.data.schema import Example, read_examples
+from mangaassist.errors import UserError
+from mangaassist.evaluation.calibration import CALIBRATION_FILE, Calibration
+from mangaassist.evaluation.metrics import rare_classes
+
+# Files the model needs; training's load_run checks the same list, we name all gaps at once.
+MODEL_FILES = ("config.yaml", "labels.json", "backbone/config.json", "tokenizer",
+               "checkpoints/best.ckpt")  # fmt: skip
+DEFAULT_RARE_BELOW = 0.05
+
+
+def check_run_dir(path: str | Path, extra: Sequence[str] = ()) -> Path:
+    """Return ``path`` if it holds every model file (and ``extra``); else a UserError naming gaps."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"{path}: no such model directory; pass a training run's folder")
+    missing = [f for f in (*MODEL_FILES, *extra) if not (path / f).exists()]
+    if missing:
+        raise UserError(
+            f"{path} is not a complete run directory: missing {missing}. "
+            "Pass the folder a training run wrote (it holds config.yaml, labels.json, "
+            "checkpoints/best.ckpt, tokenizer/)"
+        )
+    return path
+
+
+def read_json(path: Path) -> object:
+    """Parse a JSON file; a broken one is a UserError naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: cannot read it as JSON ({err})") from err
+
+
+def read_labels(run_dir: Path) -> list[str]:
+    """The run's labels in index order."""
+    labels = read_json(Path(run_dir) / "labels.json")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise UserError(f"{run_dir}/labels.json: expected a non-empty list of label names")
+    return labels
+
+
+def read_config(run_dir: Path) -> DictConfig:
+    """The run's resolved config."""
+    try:
+        return OmegaConf.load(Path(run_dir) / "config.yaml")  # type: ignore[return-value]
+    except Exception as err:  # YAML errors come in several types
+        raise UserError(f"{run_dir}/config.yaml: cannot read it ({err})") from err
+
+
+def rare_below(config: DictConfig | dict | None) -> float:
+    """The rare-class share a run used: ``data.rare_below`` or ``data.module.rare_below``."""
+    data = (config or {}).get("data") or {}
+    value = data.get("rare_below")
+    if value is None:
+        value = (data.get("module") or {}).get("rare_below")
+    return float(DEFAULT_RARE_BELOW if value is None else value)
+
+
+def run_rare_classes(run_dir: Path, config: DictConfig | dict | None = None) -> list[str]:
+    """Rare labels of a run from class_counts.json (empty when the file is absent)."""
+    path = Path(run_dir) / "class_counts.json"
+    if not path.is_file():
+        return []
+    counts = read_json(path)
+    if not isinstance(counts, dict):
+        raise UserError(f"{path}: expected {{label: count}}")
+    return rare_classes(counts, rare_below(config if config is not None else read_config(run_dir)))
+
+
+def read_calibration(run_dir: Path) -> Calibration | None:
+    """The run's calibration.json, or None before calibration."""
+    path = Path(run_dir) / CALIBRATION_FILE
+    return Calibration.load(path) if path.is_file() else None
+
+
+def read_labelled(
+    path: str | Path, labels: Sequence[str], model: str | Path = "the model"
+) -> list[Example]:
+    """Examples of a labelled file whose labels the model knows.
+
+    Raises:
+        UserError: unreadable or empty file, a malformed line, or labels outside ``labels``
+            (all of them listed with counts).
+    """
+    examples = read_examples(path)
+    unknown = Counter(ex.label for ex in examples if ex.label not in set(labels))
+    if unknown:
+        raise UserError(
+            f"{path}: labels the model does not know: {dict(unknown.most_common())}; "
+            f"{model} was trained on {list(labels)}. Evaluate on a file with those labels"
+        )
+    return examples
+
+
+def load_model_run(path: str | Path):  # -> mangaassist.training.run_dir.LoadedRun
+    """Load a run (or registry version) for scoring, after checking its files."""
+    check_run_dir(path)
+    from mangaassist.training.run_dir import load_run  # heavy: torch, transformers, hydra
+
+    return load_run(path)
