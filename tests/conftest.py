@@ -48,7 +48,10 @@ def write_toy_jsonl(path: Path, n_per_class: int = 12, seed: int = 0) -> Path:
     lines = []
     for label in INTENTS:
         for i in range(n_per_class):
-            text = rng.choice(_WORDS[label]) + " " + " ".join(["pls"] * rng.randint(0, 6))
+            # A distinct tail per example: normalised duplicates would merge into one group.
+            tail = " ".join(rng.choice(["pls", "asap", "thx", "lol", "rn", "ok"])
+                            for _ in range(rng.randint(0, 6)))
+            text = f"{rng.choice(_WORDS[label])} {tail} {i}"
             lines.append({"id": f"{label}-{i}", "text": text, "label": label,
                           "conversation_id": f"{label}-c{i // 2}"})
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")

@@ -50,7 +50,7 @@ PRIORITY: tuple[str, ...] = (
     "chitchat",
 )
 
-SOURCES = ("production", "synthetic")
+SOURCES = ("production", "synthetic", "golden")
 REQUIRED = ("text", "label")
 
 
@@ -115,7 +115,9 @@ def _row_to_example(row: dict, where: str) -> Example:
     )
 
 
-def read_examples(path: str | Path, labels: list[str] | tuple[str, ...] | None = None) -> list[Example]:
+def read_examples(
+    path: str | Path, labels: list[str] | tuple[str, ...] | None = None
+) -> list[Example]:
     """Read a JSONL (``.jsonl``/``.json``) or CSV file of examples and validate every row.
 
     Args:
@@ -148,7 +150,9 @@ def read_examples(path: str | Path, labels: list[str] | tuple[str, ...] | None =
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise UserError(f"{path}:{i}: not valid JSON ({err.msg}); one object per line") from err
+                raise UserError(
+                    f"{path}:{i}: not valid JSON ({err.msg}); one object per line"
+                ) from err
             if not isinstance(row, dict):
                 raise UserError(f"{path}:{i}: expected a JSON object with 'text' and 'label'")
             rows.append((f"{path}:{i}", row))

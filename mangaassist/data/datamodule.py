@@ -1,0 +1,241 @@
+"""LightningDataModule: normalise, split, tokenise once, and batch by length.
+
+Chat messages are short (BANKING77 median ~11 WordPiece tokens), so padding every batch to
+128 tokens would spend ~8x the compute on padding. Batches are padded to their longest
+message and built from messages of similar length: shuffle, cut into chunks of
+``50 * batch_size``, sort each chunk by length, slice into batches, shuffle the batches.
+
+The batch sampler shards batches over DDP ranks itself (same shuffle on every rank, then
+``batches[rank::world]``), so Lightning's DistributedSampler, which would reshuffle the indices
+and undo the length grouping, stays off (``use_distributed_sampler: false``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Sampler
+from transformers import PreTrainedTokenizerBase
+
+from mangaassist.data.normalize import normalize_text
+from mangaassist.data.schema import Example, write_examples
+from mangaassist.data.sources import Source
+from mangaassist.data.splits import split_examples
+from mangaassist.errors import UserError
+
+CHUNK_BATCHES = 50  # batches per sorted chunk: big enough to group lengths, small enough to mix
+
+
+def _rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Batches of indices with similar lengths, reshuffled each epoch, sharded over DDP ranks.
+
+    Args:
+        lengths: token count of each example.
+        batch_size: examples per batch.
+        shuffle: training order (random, length-grouped) or evaluation order (longest first).
+        weights: per-example sampling weights; given, an epoch draws ``len(lengths)`` examples
+            with replacement in proportion to them (class-balanced oversampling).
+        seed: base seed; epoch ``e`` uses ``seed + e`` on every rank.
+    """
+
+    def __init__(
+        self,
+        lengths: list[int],
+        batch_size: int,
+        shuffle: bool = True,
+        weights: list[float] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.lengths = torch.as_tensor(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at each epoch start, so each epoch has its own order."""
+        self.epoch = epoch
+
+    def _all_batches(self) -> list[list[int]]:
+        n, bs = len(self.lengths), self.batch_size
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        if self.weights is not None:
+            idx = torch.multinomial(self.weights, n, replacement=True, generator=g)
+        else:
+            idx = torch.randperm(n, generator=g)
+        batches = []
+        for start in range(0, n, bs * CHUNK_BATCHES):
+            chunk = idx[start : start + bs * CHUNK_BATCHES]
+            chunk = chunk[torch.argsort(self.lengths[chunk], descending=True, stable=True)].tolist()
+            batches += [chunk[i : i + bs] for i in range(0, len(chunk), bs)]
+        return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+
+    def _mine(self) -> list[list[int]]:
+        rank, world = _rank_world()
+        if not self.shuffle:  # evaluation: every example once over all ranks, longest first
+            order = torch.argsort(self.lengths, descending=True, stable=True).tolist()[rank::world]
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches = self._all_batches()  # same on every rank: same seed and epoch
+        batches = batches[: len(batches) // world * world]  # DDP: equal steps on every rank
+        return batches[rank::world]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self._mine()
+
+    def __len__(self) -> int:
+        rank, world = _rank_world()
+        if not self.shuffle:
+            return -(-len(range(rank, len(self.lengths), world)) // self.batch_size)
+        return -(-len(self.lengths) // self.batch_size) // world
+
+
+class IntentDataModule(L.LightningDataModule):
+    """Examples -> tokenised, length-grouped batches ``{input_ids, attention_mask, labels}``.
+
+    Args:
+        source: where the examples come from (:mod:`mangaassist.data.sources`).
+        tokenizer: the backbone's tokenizer.
+        name: dataset name, for logs and run names.
+        batch_size: training batch size (32).
+        eval_batch_size: validation/test batch size (no gradients, so larger).
+        max_length: truncation in tokens (128).
+        val_fraction: carved from train when the source has no validation split.
+        test_fraction: carved from train when the source has no test split.
+        sampler: None, or ``balanced`` to draw each class equally often (oversampling).
+        rare_below: classes below this share of train are rare (their recall is watched).
+        seed: for the carving and the batch order.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        tokenizer: PreTrainedTokenizerBase,
+        name: str = "",
+        batch_size: int = 32,
+        eval_batch_size: int = 128,
+        max_length: int = 128,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        sampler: str | None = None,
+        rare_below: float = 0.05,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if sampler not in (None, "balanced"):
+            raise UserError(f"unknown sampler '{sampler}'; use null or balanced")
+        self.source, self.tokenizer = source, tokenizer
+        self.name = name or source.name
+        self.labels = list(source.labels)
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.max_length, self.sampler, self.rare_below = max_length, sampler, rare_below
+        self.seed, self.num_workers = seed, num_workers
+        self.splits = self._split(source, val_fraction, test_fraction, seed)
+        counts = Counter(e.label for e in self.splits["train"])
+        self.class_counts = [counts.get(label, 0) for label in self.labels]
+        empty = [lab for lab, n in zip(self.labels, self.class_counts, strict=True) if n == 0]
+        if empty:
+            raise UserError(
+                f"label(s) {empty} have no training examples in '{self.name}'; "
+                "add examples or drop the label from data.labels"
+            )
+        self._encoded: dict[str, dict] = {}
+
+    @staticmethod
+    def _split(
+        source: Source, val_fraction: float, test_fraction: float, seed: int
+    ) -> dict[str, list[Example]]:
+        carve = {}
+        if source.val is None:
+            carve["val"] = val_fraction
+        if not source.test:
+            carve["test"] = test_fraction
+        if not carve:
+            return {"train": source.train, "val": source.val, "test": source.test}
+        carve["train"] = 1.0 - sum(carve.values())
+        out = split_examples(source.train, carve, seed=seed)
+        return {
+            "train": out["train"],
+            "val": source.val if source.val is not None else out["val"],
+            "test": source.test or out["test"],
+        }
+
+    def _encode(self, stage: str) -> dict:
+        if stage not in self._encoded:
+            examples = self.splits[stage]
+            index = {label: i for i, label in enumerate(self.labels)}
+            # Test files may hold labels outside the model's (CLINC150's out-of-scope): they
+            # are scored after training from the saved test file, not in the test loop.
+            examples = [e for e in examples if e.label in index]
+            enc = self.tokenizer(
+                [normalize_text(e.text) for e in examples],
+                truncation=True,
+                max_length=self.max_length,
+            )
+            self._encoded[stage] = {
+                "input_ids": enc["input_ids"],
+                "labels": [index[e.label] for e in examples],
+            }
+        return self._encoded[stage]
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in ("train", "val", "test"):
+            self._encode(split)
+
+    def _collate(self, items: list[int], stage: str) -> dict[str, torch.Tensor]:
+        enc = self._encoded[stage]
+        seqs = [enc["input_ids"][i] for i in items]
+        width = max(len(s) for s in seqs)  # pad to the longest in the batch, not to max_length
+        ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, s in enumerate(seqs):
+            ids[row, : len(s)] = torch.tensor(s)
+            mask[row, : len(s)] = 1
+        labels = torch.tensor([enc["labels"][i] for i in items])
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    def _loader(self, stage: str, shuffle: bool) -> DataLoader:
+        enc = self._encode(stage)
+        weights = None
+        if shuffle and self.sampler == "balanced":
+            per_class = [1.0 / n for n in self.class_counts]
+            weights = [per_class[y] for y in enc["labels"]]
+        sampler = LengthGroupedBatchSampler(
+            [len(s) for s in enc["input_ids"]],
+            self.batch_size if shuffle else self.eval_batch_size,
+            shuffle=shuffle,
+            weights=weights,
+            seed=self.seed,
+        )
+        return DataLoader(
+            range(len(enc["labels"])),
+            batch_sampler=sampler,
+            collate_fn=lambda items: self._collate(items, stage),
+            num_workers=self.num_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def save_splits(self, folder: Path) -> None:
+        """Write the val and test examples actually used, for evaluation and audits."""
+        for split in ("val", "test"):
+            write_examples(self.splits[split], Path(folder) / f"{split}.jsonl")

@@ -1,0 +1,121 @@
+"""The run directory: what a training run leaves behind, and how later stages load it.
+
+Layout (one folder per run)::
+
+    config.yaml           resolved Hydra config
+    labels.json           label names in index order
+    class_counts.json     {label: training examples}
+    backbone/config.json  encoder architecture (reloads without the original weights)
+    tokenizer/            the tokenizer, as trained with
+    checkpoints/best.ckpt best checkpoint by the configured criterion
+    history.csv           one row per epoch; epochs/val_epoch<N>.json per-class detail
+    metrics.json          final figures (best validation, test, minutes)
+    data/val.jsonl, data/test.jsonl   the exact splits used
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from mangaassist.data.normalize import normalize_text
+from mangaassist.errors import UserError
+from mangaassist.model.module import IntentClassifier
+
+REQUIRED = (
+    "config.yaml",
+    "labels.json",
+    "backbone/config.json",
+    "tokenizer",
+    "checkpoints/best.ckpt",
+)
+
+
+def save_run_files(
+    run_dir: Path,
+    cfg: DictConfig,
+    labels: list[str],
+    class_counts: list[int],
+    model: IntentClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+) -> None:
+    """Write everything except checkpoints and metrics (the trainer writes those)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (run_dir / "labels.json").write_text(json.dumps(labels, indent=1))
+    (run_dir / "class_counts.json").write_text(
+        json.dumps(dict(zip(labels, class_counts, strict=True)), indent=1)
+    )
+    model.encoder.config.save_pretrained(run_dir / "backbone")
+    tokenizer.save_pretrained(run_dir / "tokenizer")
+
+
+@dataclass
+class LoadedRun:
+    """A trained model ready to score text, with what it needs around it."""
+
+    path: Path
+    model: IntentClassifier
+    tokenizer: PreTrainedTokenizerBase
+    labels: list[str]
+    config: DictConfig
+
+    @property
+    def max_length(self) -> int:
+        return int(self.config.model.max_length)
+
+    @torch.no_grad()
+    def predict_logits(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Raw logits (N, C) before temperature, in the order of ``texts``."""
+        out = []
+        for start in range(0, len(texts), batch_size):
+            chunk = [normalize_text(t) for t in texts[start : start + batch_size]]
+            enc = self.tokenizer(
+                chunk,
+                truncation=True,
+                max_length=self.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            out.append(self.model(enc["input_ids"], enc["attention_mask"]).float().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)), dtype=np.float32)
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "checkpoints/best.ckpt") -> LoadedRun:
+    """Rebuild the model of a run directory on CPU, in eval mode, from its own files only.
+
+    Raises:
+        UserError: the folder lacks a file the model needs (it names which).
+    """
+    run_dir = Path(run_dir)
+    missing = [f for f in REQUIRED if not (run_dir / f).exists() and f != "checkpoints/best.ckpt"]
+    if not (run_dir / checkpoint).exists():
+        missing.append(checkpoint)
+    if missing:
+        raise UserError(
+            f"{run_dir} is not a complete run directory: missing {missing}. "
+            "Pass the folder a training run wrote (outputs/.../<time>)"
+        )
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    labels = json.loads((run_dir / "labels.json").read_text())
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model_cfg.update(init="config", name_or_path=str(run_dir / "backbone"))
+    model: IntentClassifier = instantiate(model_cfg, num_labels=len(labels), _convert_="all")
+    state = torch.load(run_dir / checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    # The training criterion's class weights are in the checkpoint but not needed to predict.
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys:
+        raise UserError(
+            f"{run_dir / checkpoint} lacks weights {result.missing_keys[:5]}; "
+            "it was not written by this run's model"
+        )
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
+    return LoadedRun(run_dir, model, tokenizer, labels, cfg)

@@ -1,0 +1,132 @@
+"""``train(cfg)``: one training run from a composed config to a finished run directory.
+
+Tests and ``sweep.py`` call this function directly; ``train.py`` is a thin Hydra wrapper.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from mangaassist.data.datamodule import IntentDataModule
+from mangaassist.errors import UserError
+from mangaassist.model.backbone import load_tokenizer
+from mangaassist.model.losses import class_weights
+from mangaassist.model.metrics import rare_class_indices
+from mangaassist.model.module import IntentClassifier
+from mangaassist.training.callbacks import EpochReport
+from mangaassist.training.run_dir import save_run_files
+
+os.environ.setdefault("WANDB_MODE", "offline")  # no network here; `wandb sync` later
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def build(cfg: DictConfig) -> tuple[IntentDataModule, IntentClassifier, L.Trainer]:
+    """Instantiate the DataModule, the model and the Trainer from a composed config."""
+    m = cfg.model
+    tokenizer = load_tokenizer(m.name_or_path, m.init, m.allow_download)
+    # Objects go in through partials: instantiate() would turn a dataclass kwarg into a config.
+    make_dm = instantiate(cfg.data.module, _partial_=True)
+    dm: IntentDataModule = make_dm(source=instantiate(cfg.data.source), tokenizer=tokenizer,
+                                   name=cfg.data.name)
+    weight = class_weights(dm.class_counts) if cfg.loss.class_weights else None
+    make_model = instantiate(cfg.model, _partial_=True, _convert_="all")
+    model: IntentClassifier = make_model(
+        num_labels=len(dm.labels),
+        criterion=instantiate(cfg.loss.criterion, weight=weight),
+        optimizer=instantiate(cfg.optim.optimizer),
+        scheduler=instantiate(cfg.optim.scheduler),
+        rare=rare_class_indices(dm.class_counts, dm.rare_below),
+    )
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    for cb in callbacks:
+        if isinstance(cb, EpochReport):
+            cb.labels = dm.labels
+    loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values()]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return dm, model, trainer
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train, pick the best checkpoint, score the test split, and fill the run directory.
+
+    Returns:
+        Flat metrics: best validation figures (``val/...``), test figures (``test/...``) and
+        ``train_minutes``. ``sweep.py`` optimises one of them.
+    """
+    run_dir = Path(cfg.paths.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    try:
+        dm, model, trainer = build(cfg)
+    except InstantiationException as err:  # Hydra wraps what the target raised
+        if isinstance(err.__cause__, UserError):
+            raise err.__cause__ from None
+        raise
+    rare = [dm.labels[i] for i in model.hparams.rare or []]
+    print(
+        f"[DATA] name={dm.name} train={len(dm.splits['train'])} val={len(dm.splits['val'])} "
+        f"test={len(dm.splits['test'])} classes={len(dm.labels)} rare={rare}",
+        flush=True,
+    )
+    if trainer.is_global_zero:
+        save_run_files(run_dir, cfg, dm.labels, dm.class_counts, model, dm.tokenizer)
+        dm.save_splits(run_dir / "data")
+
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=dm)
+    minutes = (time.perf_counter() - start) / 60
+
+    ckpt = trainer.checkpoint_callback
+    metrics: dict[str, float] = {
+        "train_minutes": round(minutes, 3),
+        "epochs_trained": trainer.current_epoch,
+    }
+    if ckpt is not None and ckpt.best_model_score is not None:
+        metrics[f"best/{ckpt.monitor}"] = float(ckpt.best_model_score)
+    best_row = _best_val_row(run_dir, ckpt)
+    metrics.update(best_row)
+    if cfg.get("test_after_fit", True):
+        ckpt_path = "best" if ckpt is not None and ckpt.best_model_path else None
+        for key, value in trainer.test(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False)[
+            0
+        ].items():
+            metrics[key] = float(value)
+        print(
+            "[TEST] "
+            + " ".join(
+                f"{k.split('/')[-1]}={v:.4f}" for k, v in metrics.items() if k.startswith("test/")
+            ),
+            flush=True,
+        )
+    if trainer.is_global_zero:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
+        print(f"[RUN] dir={run_dir} train_minutes={minutes:.2f}", flush=True)
+    return metrics
+
+
+def _best_val_row(run_dir: Path, ckpt: object) -> dict[str, float]:
+    """The validation figures of the best epoch, read back from history.csv."""
+    history = run_dir / "history.csv"
+    if ckpt is None or not history.exists():
+        return {}
+    rows = list(csv.DictReader(history.open()))
+    key = getattr(ckpt, "monitor", None)
+    rows = [r for r in rows if r.get(key)]
+    if not rows:
+        return {}
+    pick = max if getattr(ckpt, "mode", "max") == "max" else min
+    best = pick(rows, key=lambda r: float(r[key]))
+    return {k: float(v) for k, v in best.items() if k.startswith("val/") and v != ""} | {
+        "best_epoch": int(best["epoch"])
+    }
