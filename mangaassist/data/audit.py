@@ -73,17 +73,27 @@ ROMAJI_WORDS = _wordset(
     hoshii yomitai kaitai todoku todokanai todoite mada henpin henkin kyanseru shinkan
     saishinkan hatsubai nedan yasui sugoi omoshiroi dekimasu dekiru shimasu shitai kaimasu
     yoroshiku konnichiwa konbanwa ohayou daijoubu daijobu mashita masu deshou kaeru kaemasu
-    nai aru tsugi zenkan kanketsu"""
+    nai aru tsugi zenkan kanketsu kessai dekinai saikou omou koto mou hanashitai tantousha
+    pointo dou yatte kaigai hassou shitemasu yabai yabakatta gamen eraa susumenai ikari bangou
+    joukyou seeru shiritai hayaku itsumo zettai honto hontou"""
 )
+# Verb endings ("todokanai", "arimasu", "shimashita") and particles: two particles in one
+# message ("kessai ga dekinai", "frieren no zaiko wa?") rarely happen in English.
+ROMAJI_SUFFIXES = ("masu", "mashita", "masen", "shitai", "nai", "desu")
+ROMAJI_PARTICLES = _wordset("ga wo wa ni ka ne mo no de")
 ROMAJI_BIGRAMS = frozenset({("manga", "no"), ("no", "manga"), ("aru", "ka"), ("desu", "ka")})
 
+# Joined asks: conjunctions, "and <question word>", a second clause after "?"/",".
 _MULTI_CUES = re.compile(
-    r"\b(and also|also|btw|by the way|oh and|plus|and another thing|one more thing|"
-    r"as well as|while you'?re at it|on top of that|and then)\b|\s[+&]\s"
+    r"\b(and also|also|btw|by the way|oh and|plus|and another thing|one (more|last) (thing|q)|"
+    r"as well as|while (you'?re|we'?re|i'?m) at it|while i wait|on top of that|ato)\b|"
+    r"\s[+&]\s|[?!.,]\s*and\b|\band (is|are|do|does|did|can|could|when|where|what|how|if|any)\b|"
+    r"\?.*\w.*\?|あと|それと"
 )
-# A greeting or thanks followed by at least four more words is a second ask (taxonomy rule).
+# A greeting or thanks followed by at least three more words is a second ask (taxonomy rule).
 _GREETING_THEN_ASK = re.compile(
-    r"^(hi|hey|hello|yo|thanks|thank you|thx|ty|ok thanks|good morning)\b[\s,!.]+(\S+\s+){3,}\S"
+    r"^((omg|ok|oh) )?(hi+|hey+|hello|hiya|thx|thanks|thank you|ty|tysm|konnichiwa|こんにちは|"
+    r"good (morning|evening))\b\W*((\S+\s+){2,}\S|[^\x00-\x7f]{6})"
 )
 
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}|\[[^\[\]]{1,40}\]|<[A-Za-z_/][^<>]{0,40}>|\$[A-Z_]{3,}")
@@ -104,7 +114,7 @@ _ENGLISH_STOPWORDS = _wordset(
     have with on are there be was did get got will your it's im i'm pls please vol volume"""
 )
 FOREIGN_STOPWORDS = {
-    lang: _wordset(words) - _ENGLISH_STOPWORDS - ROMAJI_WORDS
+    lang: _wordset(words) - _ENGLISH_STOPWORDS - ROMAJI_WORDS - ROMAJI_PARTICLES
     for lang, words in _FOREIGN_STOPWORDS.items()
 }
 
@@ -119,8 +129,12 @@ def is_jp_en_mixed(text: str) -> bool:
     if _JAPANESE_SCRIPT.search(text):
         return True
     toks = words(text)
-    return any(t in ROMAJI_WORDS for t in toks) or any(
-        pair in ROMAJI_BIGRAMS for pair in itertools.pairwise(toks)
+    if any(t in ROMAJI_WORDS or (len(t) >= 6 and t.endswith(ROMAJI_SUFFIXES)) for t in toks):
+        return True
+    if any(pair in ROMAJI_BIGRAMS for pair in itertools.pairwise(toks)):
+        return True
+    return sum(t in ROMAJI_PARTICLES and t not in ("no", "de") for t in toks) >= 1 and (
+        sum(t in ROMAJI_PARTICLES for t in toks) >= 2
     )
 
 

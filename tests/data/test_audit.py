@@ -171,6 +171,9 @@ def test_unknown_config_key_is_a_user_error() -> None:
         ("注文まだ届かない", True),
         ("kono manga no zaiko aru?", True),
         ("osusume manga onegai", True),
+        ("kessai ga dekinai", True),  # particle + verb ending
+        ("henpin shitai kedo, souryou wa kakarimasu ka", True),
+        ("yo is kaiju no 8 done or nah", False),  # a title's "no" alone is not mixing
         ("is vol 12 of one piece in stock", False),
         ("anything like naruto but darker", False),
     ],
@@ -186,6 +189,8 @@ def test_jp_en_mixed(text: str, mixed: bool) -> None:
         ("any sales? btw something like naruto", True),
         ("hi, where is my order from last week", True),
         ("refund + cancel the rest", True),
+        ("how much is vol 1 and is there a coupon for it", True),
+        ("こんにちは、注文した本がまだ届いていません", True),
         ("where is my order", False),
         ("hi!", False),
     ],
