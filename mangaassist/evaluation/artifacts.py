@@ -19,13 +19,18 @@ from mangaassist.evaluation.calibration import CALIBRATION_FILE, Calibration
 from mangaassist.evaluation.metrics import rare_classes
 
 # Files the model needs; training's load_run checks the same list, we name all gaps at once.
-MODEL_FILES = ("config.yaml", "labels.json", "backbone/config.json", "tokenizer",
-               "checkpoints/best.ckpt")  # fmt: skip
+MODEL_FILES = (
+    "config.yaml",
+    "labels.json",
+    "backbone/config.json",
+    "tokenizer",
+    "checkpoints/best.ckpt",
+)
 DEFAULT_RARE_BELOW = 0.05
 
 
 def check_run_dir(path: str | Path, extra: Sequence[str] = ()) -> Path:
-    """Return ``path`` if it holds every model file (and ``extra``); else a UserError naming gaps."""
+    """``path`` if it holds every model file (and ``extra``), else a UserError naming the gaps."""
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"{path}: no such model directory; pass a training run's folder")

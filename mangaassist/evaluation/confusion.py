@@ -112,8 +112,12 @@ def top_errors(
     order = np.argsort(-conf, kind="stable")  # most confident first
 
     def item(i: int) -> dict:
-        return {"text": texts[i], "true": labels[y_true[i]], "pred": labels[pred[i]],
-                "confidence": float(conf[i])}  # fmt: skip
+        return {
+            "text": texts[i],
+            "true": labels[y_true[i]],
+            "pred": labels[pred[i]],
+            "confidence": float(conf[i]),
+        }
 
     out = {}
     for c, label in enumerate(labels):

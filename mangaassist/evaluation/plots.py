@@ -40,8 +40,15 @@ def confusion_matrix(cm: np.ndarray, labels: Sequence[str], normalised: bool = F
             for j in range(c):
                 if cm[i, j]:
                     text = f"{cm[i, j]:.2f}" if normalised else f"{int(cm[i, j])}"
-                    ax.text(j, i, text, ha="center", va="center", fontsize=6,
-                            color="white" if cm[i, j] > 0.6 * top else "black")  # fmt: skip
+                    ax.text(
+                        j,
+                        i,
+                        text,
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if cm[i, j] > 0.6 * top else "black",
+                    )
     fig.colorbar(im, ax=ax, fraction=0.046)
     return _png(fig)
 
@@ -50,18 +57,28 @@ def reliability(before: dict, after: dict, ece_before: float, ece_after: float) 
     """Reliability diagram: accuracy per confidence bin before and after temperature scaling."""
     fig = Figure(figsize=(9, 4))
     axes = fig.subplots(1, 2, sharey=True)
-    for ax, rel, name, ece in ((axes[0], before, "before", ece_before),
-                               (axes[1], after, "after", ece_after)):  # fmt: skip
+    for ax, rel, name, ece in (
+        (axes[0], before, "before", ece_before),
+        (axes[1], after, "after", ece_after),
+    ):
         edges = np.asarray(rel["edges"])
         width = edges[1] - edges[0]
         has = np.array([n > 0 for n in rel["count"]])
         acc = np.array([a if a is not None else 0.0 for a in rel["accuracy"]])
         conf = np.array([c if c is not None else 0.0 for c in rel["confidence"]])
-        ax.bar(edges[:-1][has], acc[has], width=width, align="edge", edgecolor="k", alpha=0.7,
-               label="accuracy")  # fmt: skip
+        ax.bar(
+            edges[:-1][has],
+            acc[has],
+            width=width,
+            align="edge",
+            edgecolor="k",
+            alpha=0.7,
+            label="accuracy",
+        )
         centres = edges[:-1] + width / 2
-        ax.plot(centres[has], conf[has], "_", color="tab:red", ms=12, mew=2,
-                label="mean confidence")  # fmt: skip
+        ax.plot(
+            centres[has], conf[has], "_", color="tab:red", ms=12, mew=2, label="mean confidence"
+        )
         ax.plot([0, 1], [0, 1], "k--", lw=1)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
@@ -78,8 +95,13 @@ def confidence_histograms(conf: np.ndarray, correct: np.ndarray) -> str:
     ax = fig.subplots()
     bins = np.linspace(0, 1, 21)
     ax.hist(conf[correct], bins=bins, alpha=0.6, label=f"correct ({int(correct.sum())})")
-    ax.hist(conf[~correct], bins=bins, alpha=0.6, color="tab:red",
-            label=f"wrong ({int((~correct).sum())})")  # fmt: skip
+    ax.hist(
+        conf[~correct],
+        bins=bins,
+        alpha=0.6,
+        color="tab:red",
+        label=f"wrong ({int((~correct).sum())})",
+    )
     ax.set_xlabel("calibrated top-1 confidence")
     ax.set_ylabel("messages")
     ax.set_yscale("log")

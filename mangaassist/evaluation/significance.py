@@ -47,11 +47,21 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
         return {"b": 0, "c": 0, "statistic": 0.0, "p_value": 1.0, "method": "exact"}
     if b + c < 25:
         p = stats.binomtest(b, b + c, 0.5).pvalue
-        return {"b": b, "c": c, "statistic": float(min(b, c)), "p_value": float(p),
-                "method": "exact"}  # fmt: skip
+        return {
+            "b": b,
+            "c": c,
+            "statistic": float(min(b, c)),
+            "p_value": float(p),
+            "method": "exact",
+        }
     chi2 = (abs(b - c) - 1) ** 2 / (b + c)
-    return {"b": b, "c": c, "statistic": float(chi2), "p_value": float(stats.chi2.sf(chi2, 1)),
-            "method": "chi2"}  # fmt: skip
+    return {
+        "b": b,
+        "c": c,
+        "statistic": float(chi2),
+        "p_value": float(stats.chi2.sf(chi2, 1)),
+        "method": "chi2",
+    }
 
 
 def batched_metric(
@@ -135,5 +145,11 @@ def paired_bootstrap(
     lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
     p = min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean()))
     verdict = "better" if lo > 0 else "worse" if hi < 0 else "tie"
-    return {"diff": float(full[0] - full[1]), "lo": float(lo), "hi": float(hi),
-            "p_value": float(p), "verdict": verdict, "n_boot": n_boot}  # fmt: skip
+    return {
+        "diff": float(full[0] - full[1]),
+        "lo": float(lo),
+        "hi": float(hi),
+        "p_value": float(p),
+        "verdict": verdict,
+        "n_boot": n_boot,
+    }
