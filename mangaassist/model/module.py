@@ -75,6 +75,7 @@ class IntentClassifier(L.LightningModule):
             raise ValueError(f"pooling must be one of {POOLINGS}, got '{pooling}'")
         self.save_hyperparameters(ignore=["criterion", "optimizer", "scheduler"])
         self.encoder = load_backbone(family, name_or_path, init, allow_download)
+        self.encoder.train()  # from_pretrained returns eval mode: dropout would stay off
         hidden = (
             self.encoder.config.hidden_size
             if hasattr(self.encoder.config, "hidden_size")

@@ -53,3 +53,13 @@ def test_mean_pooling_ignores_padding():
 def test_default_encoder_is_the_real_minilm():
     enc = load_backbone("bert")
     assert enc.config.num_hidden_layers == 6 and enc.config.hidden_size == 384
+
+
+def test_local_folder_loads_and_trains_with_dropout_on(tmp_path):
+    # A model saved to a folder loads offline from it; from_pretrained hands it back in eval
+    # mode, and fine-tuning needs dropout on.
+    load_backbone("bert", init="tiny").save_pretrained(tmp_path / "enc")
+    load_tokenizer(None).save_pretrained(tmp_path / "enc")
+    model = IntentClassifier("bert", num_labels=3, name_or_path=str(tmp_path / "enc"))
+    assert model.encoder.config.hidden_size == 32
+    assert all(m.training for m in model.encoder.modules())
