@@ -32,6 +32,7 @@ from mangaassist.evaluation.settings import GateSettings
 from mangaassist.evaluation.significance import batched_metric, mcnemar, paired_bootstrap
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
+_EPS = 1e-9  # a drop of exactly the margin passes despite float rounding (0.98 - 1.0)
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ def gate_rare_recall(cand: Scores, champ: Scores, margin: float) -> GateResult:
     if cand.rare_recall is None or champ.rare_recall is None:
         return GateResult("rare_recall", SKIP, "no rare-class example in the comparison set")
     diff = cand.rare_recall - champ.rare_recall
-    ok = diff >= -margin
+    ok = diff >= -margin - _EPS
     return GateResult(
         "rare_recall",
         PASS if ok else FAIL,
@@ -214,7 +215,7 @@ def gate_ece(cand: Scores, champ: Scores, margin: float) -> GateResult:
     """Calibrated ECE may rise at most ``margin`` above the champion's."""
     if cand.ece is None or champ.ece is None:
         return GateResult("ece", FAIL, "ECE missing for candidate or champion")
-    ok = cand.ece <= champ.ece + margin
+    ok = cand.ece <= champ.ece + margin + _EPS
     return GateResult(
         "ece",
         PASS if ok else FAIL,

@@ -115,14 +115,11 @@ def post_train(run_dir: Path, cfg: DictConfig | None = None) -> dict[str, float]
         write_checkpoint_temperature(run_dir / "checkpoints" / "best.ckpt", calib.temperature)
         run.model.temperature.fill_(calib.temperature)  # the loaded model matches the checkpoint
         print(calibration_log(calib), flush=True)
-        if calib.temperature in settings.temperature_bounds or not (
-            settings.temperature_bounds[0] * 1.01
-            < calib.temperature
-            < settings.temperature_bounds[1] * 0.99
-        ):
+        lo, hi = settings.temperature_bounds
+        if not lo * 1.01 < calib.temperature < hi * 0.99:  # within 1% of a bound
             print(
-                f'[CALIBRATION] note="T at the search bound {settings.temperature_bounds}; '
-                'the model is barely better than chance or the bounds are too tight"'
+                f'[CALIBRATION] note="T at the search bound [{lo}, {hi}]: the model is near '
+                'chance, or the bounds are too tight"'
             )
         out |= {
             "calibration/temperature": calib.temperature,
