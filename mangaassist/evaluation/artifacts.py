@@ -1,7 +1,8 @@
 """What evaluation reads from a run directory, checked up front with errors that name the gap.
 
 A run directory (see :mod:`mangaassist.training.run_dir`) and a registry version share one
-layout, so everything here works on both.
+layout, so everything here works on both. torch-heavy modules are imported inside the
+functions that need them, so a bad path or label fails in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from mangaassist.data.schema import Example, read_examples
 from mangaassist.errors import UserError
-from mangaassist.evaluation.calibration import CALIBRATION_FILE, Calibration
-from mangaassist.evaluation.metrics import rare_classes
 
 # Files the model needs; training's load_run checks the same list, we name all gaps at once.
 MODEL_FILES = (
@@ -82,14 +81,18 @@ def run_rare_classes(run_dir: Path, config: DictConfig | dict | None = None) -> 
     path = Path(run_dir) / "class_counts.json"
     if not path.is_file():
         return []
+    from mangaassist.evaluation.metrics import rare_classes
+
     counts = read_json(path)
     if not isinstance(counts, dict):
         raise UserError(f"{path}: expected {{label: count}}")
     return rare_classes(counts, rare_below(config if config is not None else read_config(run_dir)))
 
 
-def read_calibration(run_dir: Path) -> Calibration | None:
-    """The run's calibration.json, or None before calibration."""
+def read_calibration(run_dir: Path):  # -> Calibration | None
+    """The run's calibration.json (a :class:`Calibration`), or None before calibration."""
+    from mangaassist.evaluation.calibration import CALIBRATION_FILE, Calibration
+
     path = Path(run_dir) / CALIBRATION_FILE
     return Calibration.load(path) if path.is_file() else None
 

@@ -13,14 +13,16 @@ from pathlib import Path
 
 def _evaluate(args: argparse.Namespace) -> int:
     from mangaassist.evaluation import artifacts
+
+    # Check the cheap things (files, labels) before importing torch and loading the model.
+    model_dir = artifacts.check_run_dir(args.model)
+    labels = artifacts.read_labels(model_dir)
+    examples = artifacts.read_labelled(args.data, labels, model_dir)
+
     from mangaassist.evaluation.evaluate import evaluate_run, log_line, write_evaluation
     from mangaassist.evaluation.post_train import fit_calibration
     from mangaassist.evaluation.settings import load_eval_settings
 
-    # Check the cheap things (files, labels) before loading torch and the model.
-    model_dir = artifacts.check_run_dir(args.model)
-    labels = artifacts.read_labels(model_dir)
-    examples = artifacts.read_labelled(args.data, labels, model_dir)
     config = artifacts.read_config(model_dir)
     settings = load_eval_settings(config, Path(args.config) if args.config else None)
     run = artifacts.load_model_run(model_dir)
