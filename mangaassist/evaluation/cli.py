@@ -19,8 +19,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     labels = artifacts.read_labels(model_dir)
     examples = artifacts.read_labelled(args.data, labels, model_dir)
 
+    from mangaassist.evaluation.after_training import fit_calibration
     from mangaassist.evaluation.evaluate import evaluate_run, log_line, write_evaluation
-    from mangaassist.evaluation.post_train import fit_calibration
     from mangaassist.evaluation.settings import load_eval_settings
 
     config = artifacts.read_config(model_dir)
@@ -105,7 +105,7 @@ def _registry_register(args: argparse.Namespace) -> int:
 
     run_dir = check_run_dir(args.run_dir)
     if not (run_dir / "eval" / "test" / "metrics.json").is_file():
-        from mangaassist.evaluation.post_train import post_train
+        from mangaassist.evaluation.after_training import post_train
 
         print(f'[REGISTRY] note="{run_dir} has no eval/test; calibrating and evaluating it first"')
         post_train(run_dir)

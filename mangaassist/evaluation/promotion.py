@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mangaassist.errors import UserError
+from mangaassist.evaluation.after_training import golden_applies, golden_path
 from mangaassist.evaluation.artifacts import (
     check_run_dir,
     load_model_run,
@@ -22,7 +23,6 @@ from mangaassist.evaluation.artifacts import (
 )
 from mangaassist.evaluation.evaluate import Evaluation, evaluate_run
 from mangaassist.evaluation.gates import Decision, Scores, decide
-from mangaassist.evaluation.post_train import golden_applies, golden_path
 from mangaassist.evaluation.registry import Registry, file_sha256
 from mangaassist.evaluation.settings import EvalSettings, GateSettings
 

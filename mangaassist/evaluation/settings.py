@@ -196,7 +196,8 @@ def load_eval_settings(
     """
     if path is not None:
         return eval_settings_from(_read_yaml(Path(path)))
-    section = _plain(run_config).get("evaluation") if run_config is not None else None
+    # Only this section is resolved: the rest may hold ${hydra:...} outside a Hydra app.
+    section = run_config.get("evaluation") if run_config is not None else None
     if section:
         return eval_settings_from(section)
     return eval_settings_from(_read_yaml(EVAL_YAML) if EVAL_YAML.is_file() else None)

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from mangaassist.cli import main
-from mangaassist.evaluation.post_train import GOLDEN, post_train
+from mangaassist.evaluation import post_train
+from mangaassist.evaluation.after_training import GOLDEN
 from mangaassist.training.run_dir import load_run
 from mangaassist.training.train import train
 from tests.conftest import TINY, compose_cfg, write_toy_jsonl

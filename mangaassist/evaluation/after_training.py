@@ -1,7 +1,7 @@
 """What runs after every training run: calibrate on val, evaluate test and the golden set.
 
-``train(cfg)`` calls :func:`post_train` when ``cfg.evaluate`` is true. It writes, inside the
-run directory::
+``train.py`` calls :func:`post_train` (``from mangaassist.evaluation import post_train``)
+after ``train(cfg)`` when ``cfg.evaluate`` is true. It writes, inside the run directory::
 
     calibration.json            temperature + fallback thresholds (also T in best.ckpt)
     eval/test/                  metrics.json, predictions.jsonl, report.html
