@@ -183,6 +183,21 @@ PHRASES: list[str] = [
     "i've been patient for a month, now i'm angry",
     "you're the worst, give me a human",
     "seriously?? AGAIN?? i want to speak to someone in charge",
+    "i want a manager to call me today",
+    "this is the last time i'm asking nicely",
+    "get me customer service, a real one",
+    "i'm not talking to a robot about this",
+    "you have 24 hours to fix this before i go to my bank",
+    "pathetic service",
+    "this is beyond a joke now",
+    "i want this reported to your head office",
+    "someone needs to take responsibility for this",
+    "i'm escalating this to your ceo on linkedin",
+    "horrible. just horrible. human please",
+    "i've wasted a whole week on this, connect me to a supervisor",
+    "my personal info was exposed, who do i speak to",
+    "i'm reporting a security problem with your website",
+    "put a real person on the line now",
 ]
 
 # Detail users tack on without changing what they ask ("where is it, order #A1234").
