@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import statistics
 import time
@@ -202,13 +203,18 @@ def _mark_japanese(rng: random.Random, convs: list[list[_Row]], target: int) -> 
         marked += min(len(conv), target - marked)
 
 
+# Pause before a user's next message, in seconds: mostly under a minute, sometimes a coffee.
+_PAUSES = ((5, 20), (20, 45), (45, 90), (90, 240), (240, 900))
+_PAUSE_WEIGHTS = (0.2, 0.35, 0.25, 0.15, 0.05)
+
+
 def _schedule(rng: random.Random, convs: list[list[_Row]]) -> None:
     """Assign users (Zipf-like: a few regulars, many one-off) and increasing timestamps."""
     n_users = max(1, round(len(convs) * USERS_PER_CONVERSATION))
     cum: list[float] = []
     total = 0.0
     for rank in range(n_users):
-        total += 1 / (rank + 1) ** 0.6
+        total += 1 / math.sqrt(rank + 1)  # sqrt is correctly rounded everywhere; pow is not
         cum.append(total)
     users = range(n_users)
     for c, conv in enumerate(convs):
@@ -217,8 +223,9 @@ def _schedule(rng: random.Random, convs: list[list[_Row]]) -> None:
         ts = rng.randrange(WINDOW_DAYS) * 86400 + hour * 3600 + rng.randrange(3600)
         for row in conv:
             row.conv, row.user, row.ts = c, user, ts
-            # Seconds to the next message: read the answer, then type (~3 s a word); median ~45.
-            ts += 8 + int(rng.lognormvariate(3.6, 0.9)) + 3 * len(row.text.split())
+            # Seconds to the next message: read the answer, then type (~3 s a word).
+            lo, hi = rng.choices(_PAUSES, weights=_PAUSE_WEIGHTS)[0]
+            ts += rng.randrange(lo, hi) + 3 * len(row.text.split())
 
 
 # ----- production text ---------------------------------------------------------------------
@@ -288,7 +295,7 @@ def _render(rng: random.Random, row: _Row, filler: compose.Filler, position: str
         text, has_jp = compose.paraphrase(filler.fill(phrase), rng), False
     elif row.label == "chitchat":
         phrase, has_jp = _chitchat_turn(rng, position, row.jp)
-        text = compose.paraphrase(filler.fill(phrase), rng)
+        text = filler.fill(phrase)  # small talk has no ask to reword
     else:
         text, has_jp = _ask(rng, row.label, row.jp, filler)
         others = []
@@ -611,7 +618,7 @@ def generation_report(corpus: Corpus, seed: int, n: int) -> dict:
         "conversations": len(conversations),
         "turns_per_conversation": turns,
         "label_mix": {i: share(sum(e.label == i for e in examples), total) for i in INTENTS},
-        "label_mix_target": {i: LABEL_MIX[i] / 100 for i in INTENTS},
+        "label_mix_target": {i: round(LABEL_MIX[i] / 100, 4) for i in INTENTS},
         "jp_en_mixed_share": share(len(corpus.jp_en_mixed), total),
         "multi_intent_share": share(sum(bool(e.secondary_intents) for e in examples), total),
         "duplicate_share": share(len(corpus.injected["duplicates"]), total),

@@ -31,7 +31,6 @@ GREETINGS: list[str] = [
     "hellooo",
     "hi team",
     "hey manga bot",
-    "ok so",
     "hi, quick question",
     "hello, i have a question",
     "hey hey",

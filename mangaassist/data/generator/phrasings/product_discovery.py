@@ -241,7 +241,7 @@ PHRASES: list[str] = [
     "i only read finished series. show me {genre} ones",
     "show me {genre} + {genre2}",
     "{genre} but make it {genre2}",
-    "stuff by {author} or similar artists in the store",
+    "stuff by {author} in the store",
     "can i search by publisher? looking for {publisher}",
     "anything new in {genre} since {month}",
     "lowkey want some {genre} under {price}",
