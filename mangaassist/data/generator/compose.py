@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable
+from itertools import accumulate
 
 from mangaassist.data.generator import lexicon as lx
 from mangaassist.data.generator.phrasings import BACKSTORY, CLOSERS, OPENERS
@@ -29,7 +30,7 @@ REMEMBERED = ("title", "order", "tracking", "carrier", "country", "city", "relat
 REUSE_P = 0.6  # chance a later turn reuses the remembered value instead of a new one
 
 _POPULAR = frozenset(lx.POPULAR_TITLES)
-_TITLE_WEIGHTS = [4.0 if t[0] in _POPULAR else 1.0 for t in lx.TITLES]
+_TITLE_CUM_WEIGHTS = list(accumulate(4.0 if t[0] in _POPULAR else 1.0 for t in lx.TITLES))
 _JP_TITLES = [t for t in lx.TITLES if t[2]]
 _VOL_FORMS = ("vol {n}", "vol. {n}", "volume {n}", "v{n}", "v.{n}", "vol{n}", "#{n}", "book {n}")
 _PRICES = (
@@ -137,13 +138,8 @@ class Filler:
             "store": lambda: rng.choice(lx.OTHER_STORES),
         }
 
-    @property
-    def slots(self) -> tuple[str, ...]:
-        """Every slot name a phrasing may use."""
-        return tuple(self._fillers)
-
     def _title(self) -> str:
-        name, aliases, _ = self.rng.choices(lx.TITLES, weights=_TITLE_WEIGHTS)[0]
+        name, aliases, _ = self.rng.choices(lx.TITLES, cum_weights=_TITLE_CUM_WEIGHTS)[0]
         if aliases and self.rng.random() < 0.35:
             return self.rng.choice(aliases)
         return name
