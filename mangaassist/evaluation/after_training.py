@@ -98,7 +98,7 @@ def post_train(run_dir: Path, cfg: DictConfig | None = None) -> dict[str, float]
 
     Returns:
         Flat headline metrics: ``test/...``, ``golden/...`` (when it applies),
-        ``latency/p50_ms|p95_ms|p99_ms`` and ``calibration/temperature``.
+        ``latency/p50_ms|p95_ms|p99_ms`` and ``calibration/...`` (temperature, val ECE).
     """
     run_dir = Path(run_dir)
     config = cfg if cfg is not None else read_config(run_dir)
@@ -123,8 +123,8 @@ def post_train(run_dir: Path, cfg: DictConfig | None = None) -> dict[str, float]
             )
         out |= {
             "calibration/temperature": calib.temperature,
-            "val/ece_before": calib.ece_before,
-            "val/ece_after": calib.ece_after,
+            "calibration/val_ece_before": calib.ece_before,
+            "calibration/val_ece_after": calib.ece_after,
         }
     else:
         calib = None
