@@ -85,7 +85,12 @@ def test_output_does_not_depend_on_hash_randomisation() -> None:
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         out = subprocess.run(
-            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            [sys.executable, "-c", code],
+            env=env,
+            cwd=Path(__file__).resolve().parents[2],  # the repository root, where the package is
+            capture_output=True,
+            text=True,
+            check=True,
         )
         digests.add(out.stdout.strip().splitlines()[-1])
     assert len(digests) == 1
