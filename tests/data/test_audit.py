@@ -12,6 +12,7 @@ import yaml
 from mangaassist.data.audit import (
     DEFAULTS,
     AuditReport,
+    TextChecks,
     approx_token_count,
     audit_examples,
     audit_file,
@@ -87,6 +88,7 @@ def audited() -> tuple[AuditReport, set[str], set[str]]:
 def test_label_noise_estimate_near_injected(audited) -> None:
     report, flipped, _ = audited
     assert abs(report.figures["label_noise_est"] - LABEL_NOISE) < 0.02
+    assert abs(report.figures["label_noise_cj"] - LABEL_NOISE) < 0.02
     suspects = {s["id"] for s in report.suspects if s["source"] == "production"}
     assert len(suspects & flipped) / len(suspects) > 0.8  # most suspects were really flipped
     row = report.suspects[0]
@@ -135,6 +137,24 @@ def test_audit_file_writes_json_plots_and_lines(tmp_path: Path, capsys) -> None:
     # the audit's ids feed clean() directly
     _kept, counts = clean(examples, report.flagged_synthetic_ids, verbose=False)
     assert counts["dropped_synthetic"] == len(report.flagged_synthetic_ids)
+
+
+def test_duplicate_and_contradiction_figures() -> None:
+    examples, _, _ = _corpus(200, 0, seed=4)
+    for i, ex in enumerate(examples):
+        ex.user_id = f"u{i}"
+    first, second = examples[0], examples[1]
+    examples += [
+        Example(first.text.upper() + "!!", first.label, user_id=first.user_id),  # a re-send
+        Example(second.text, second.label, user_id="someone else"),  # same words, new sender
+        Example(second.text, "label_b", user_id="a third"),  # 2 vs 1: the majority stays
+    ]
+    f = audit_examples(examples, {"cv_folds": 2}, verbose=False).figures
+    n = len(examples)
+    assert f["duplicate_rate"] == pytest.approx(1 / n)
+    assert f["exact_duplicate_rate"] == pytest.approx(2 / n)
+    assert f["near_duplicate_rate"] == pytest.approx(3 / n)
+    assert (f["contradictory_examples"], f["contradictory_dropped"]) == (3, 1)
 
 
 def test_deterministic_for_a_seed() -> None:
@@ -191,8 +211,10 @@ def test_jp_en_mixed(text: str, mixed: bool) -> None:
         ("refund + cancel the rest", True),
         ("how much is vol 1 and is there a coupon for it", True),
         ("こんにちは、注文した本がまだ届いていません", True),
+        ("top 3 basketball manga. ty ty!!", True),  # thanks after an ask
         ("where is my order", False),
         ("hi!", False),
+        ("thanks so much", False),
     ],
 )
 def test_multi_intent_cues(text: str, multi: bool) -> None:
@@ -208,4 +230,40 @@ def test_text_heuristics() -> None:
     assert has_repeated_phrase("where is my order where is my order")
     assert has_repeated_phrase("pls pls pls help")
     assert not has_repeated_phrase("where is my order and my refund")
+    assert foreign_language("Lohnt sich Gantz?") == "de"  # short, no English function word
+    assert foreign_language("¿Cuántos tomos tiene Magi?") == "es"
+    assert has_repeated_phrase("do you ship to PO to PO boxes?")
     assert approx_token_count("where is my order?") == 9  # 5 pieces x 1.3 -> 7, + 2 specials
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "User query: where is my order?",
+        "Sure! Here is a customer message: any sales this weekend?",
+        "Is {title} volume 3 in stock?",
+        "I received the wrong item. <|endoftext|>",
+        "[return_request] I want a refund.",
+    ],
+)
+def test_template_artifacts(text: str) -> None:
+    checks = TextChecks([Example(text, "faq")])
+    assert "template_artifact" in checks.issues(Example(text, "faq"))
+
+
+def test_truncation_learns_the_source_style() -> None:
+    # A generator that ends every sentence with punctuation: a text without is cut off.
+    rows = [
+        Example(f"Is volume {i} of Berserk in stock?", "product_question", source="synthetic")
+        for i in range(30)
+    ]
+    rows += [Example("where is my order", "order_tracking") for _ in range(30)]
+    checks = TextChecks(rows)
+    assert checks.truncated("Is volume 3 of Berserk in st", source="synthetic")
+    assert checks.truncated("Is volume 3 of Berserk in", source="synthetic")
+    assert not checks.truncated("Is volume 3 of Berserk in stock?", source="synthetic")
+    assert not checks.truncated("kono manga no zaiko aru", source="synthetic")  # romaji exempt
+    # Chat logs rarely punctuate: only a cut inside a known word counts.
+    assert not checks.truncated("where is my order", source="production")
+    assert checks.truncated("where is my ord", source="production")
+    assert checks.truncated("where is my order and the", source="production")
