@@ -6,6 +6,11 @@ never crosses splits, so a model is never scored on a conversation, or a normali
 of a message, that it trained on. Within that rule, groups are assigned greedily so each
 split's label counts track its fraction of every label.
 
+Chat logs chain: every conversation that contains "hi" joins one group, and so does every
+other message of those conversations. On the generated 55k corpus one group holds ~55% of
+the examples (~28% after ``clean(duplicates="exact")``); it lands in the largest split,
+and ``split_report`` shows its share as ``largest_group``.
+
 Example:
     >>> from mangaassist.data.schema import Example
     >>> exs = [Example(text=f"msg {i}", label="faq" if i % 2 else "chitchat") for i in range(40)]
@@ -186,8 +191,9 @@ def split_report(splits: dict[str, list[Example]]) -> dict:
     Returns:
         ``{"sizes": {split: n}, "labels": [...], "shares": {split: {label: share}},
         "overall": {label: share}, "max_share_gap": float, "missing": [[split, label]],
-        "conversation_leaks": int, "duplicate_leaks": int}``. A leak is one
-        conversation id (or one dedup key) found in more than one split; both should be 0.
+        "conversation_leaks": int, "duplicate_leaks": int, "largest_group_share": float}``.
+        A leak is one conversation id (or one dedup key) found in more than one split; both
+        should be 0.
     """
     everything = [ex for part in splits.values() for ex in part]
     labels = sorted({ex.label for ex in everything})
@@ -213,6 +219,10 @@ def split_report(splits: dict[str, list[Example]]) -> dict:
         "missing": [[s, lab] for s in splits for lab in labels if shares[s][lab] == 0],
         "conversation_leaks": sum(len(v) > 1 for v in conv_splits.values()),
         "duplicate_leaks": sum(len(v) > 1 for v in key_splits.values()),
+        # Chat logs chain: two conversations that both contain "hi" are one group. A group
+        # bigger than a split's fraction makes that split's size miss its target.
+        "largest_group_share": max(map(len, example_groups(everything)), default=0)
+        / max(len(everything), 1),
     }
 
 
@@ -224,7 +234,8 @@ def format_split_report(report: dict) -> str:
         label               overall   train     val    test
         chitchat              10.0%   10.0%   10.1%    9.9%
         ...
-        [SPLIT] train=80 val=10 test=10 conversation_leaks=0 duplicate_leaks=0 max_share_gap=0.3pp
+        [SPLIT] train=80 val=10 test=10 conversation_leaks=0 duplicate_leaks=0 \\
+        max_share_gap=0.3pp largest_group=2.0%   (one line)
     """
     names = list(report["sizes"])
     width = max([len("label"), *(len(lab) for lab in report["labels"])])
@@ -238,6 +249,7 @@ def format_split_report(report: dict) -> str:
     lines.append(
         f"[SPLIT] {sizes} conversation_leaks={report['conversation_leaks']} "
         f"duplicate_leaks={report['duplicate_leaks']} "
-        f"max_share_gap={report['max_share_gap'] * 100:.1f}pp"
+        f"max_share_gap={report['max_share_gap'] * 100:.1f}pp "
+        f"largest_group={report['largest_group_share']:.1%}"
     )
     return "\n".join(lines)

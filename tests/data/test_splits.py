@@ -84,6 +84,7 @@ def test_fractions_parity_and_order() -> None:
         assert ids == sorted(ids)
     text = format_split_report(report)
     assert "[SPLIT] train=" in text and "conversation_leaks=0 duplicate_leaks=0" in text
+    assert 0 < report["largest_group_share"] < 0.05 and "largest_group=" in text
 
 
 def test_two_way_split_carves_validation() -> None:
@@ -126,3 +127,14 @@ def test_too_few_groups_names_the_class() -> None:
 def test_bad_fractions(fractions: dict[str, float]) -> None:
     with pytest.raises(UserError, match="fraction"):
         split_examples(_corpus(100, seed=6), fractions)
+
+
+def test_largest_group_counts_chained_conversations() -> None:
+    # c1 and c2 share "hi", so all four messages are one group.
+    examples = [
+        Example(text="hi", label="chitchat", conversation_id="c1"),
+        Example(text="where is my order", label="order_tracking", conversation_id="c1"),
+        Example(text="Hi!", label="chitchat", conversation_id="c2"),
+        Example(text="refund pls", label="return_request", conversation_id="c2"),
+    ]
+    assert split_report({"all": examples})["largest_group_share"] == 1.0
