@@ -157,6 +157,15 @@ def test_duplicate_and_contradiction_figures() -> None:
     assert (f["contradictory_examples"], f["contradictory_dropped"]) == (3, 1)
 
 
+def test_class_too_small_to_cross_validate_is_not_judged() -> None:
+    examples, _, _ = _corpus(300, 0, seed=5)
+    examples += [Example(f"rare thing {i}", "rare_class", id=f"r{i}") for i in range(3)]
+    report = audit_examples(examples, verbose=False)  # 5 folds, 3 examples
+    assert not any(s["given"] == "rare_class" for s in report.suspects)
+    assert report.extra["thresholds"]["rare_class"] is None
+    json.dumps(report.to_dict(), allow_nan=False)  # strict JSON: no Infinity
+
+
 def test_deterministic_for_a_seed() -> None:
     examples, _, _ = _corpus(300, 60, seed=2)
     first = audit_examples(examples, verbose=False)
