@@ -12,6 +12,7 @@ and undo the length grouping, stays off (``use_distributed_sampler: false``).
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from transformers import PreTrainedTokenizerBase
 from mangaassist.data.normalize import normalize_text
 from mangaassist.data.schema import Example, write_examples
 from mangaassist.data.sources import Source
-from mangaassist.data.splits import split_examples
+from mangaassist.data.splits import format_split_report, split_examples, split_report
 from mangaassist.errors import UserError
 
 CHUNK_BATCHES = 50  # batches per sorted chunk: big enough to group lengths, small enough to mix
@@ -143,6 +144,9 @@ class IntentDataModule(L.LightningDataModule):
         self.max_length, self.sampler, self.rare_below = max_length, sampler, rare_below
         self.seed, self.num_workers = seed, num_workers
         self.splits = self._split(source, val_fraction, test_fraction, seed)
+        # Class-share parity and leakage (conversations, normalised duplicates) across splits.
+        self.split_report = split_report(self.splits)
+        print(format_split_report(self.split_report).splitlines()[-1], flush=True)
         counts = Counter(e.label for e in self.splits["train"])
         self.class_counts = [counts.get(label, 0) for label in self.labels]
         empty = [lab for lab, n in zip(self.labels, self.class_counts, strict=True) if n == 0]
@@ -236,6 +240,8 @@ class IntentDataModule(L.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def save_splits(self, folder: Path) -> None:
-        """Write the val and test examples actually used, for evaluation and audits."""
+        """Write the val and test examples used, and the split report (parity, leakage)."""
         for split in ("val", "test"):
             write_examples(self.splits[split], Path(folder) / f"{split}.jsonl")
+        (Path(folder) / "split_report.json").write_text(json.dumps(self.split_report, indent=1))
+        (Path(folder) / "split_report.txt").write_text(format_split_report(self.split_report))

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from mangaassist.data.schema import Example, read_examples
+from mangaassist.data.schema import INTENTS, Example, read_examples
 from mangaassist.errors import UserError
 
 BENCHMARKS = Path(__file__).parent / "benchmarks"
@@ -100,3 +100,47 @@ def files(
     val_ex = read_examples(val, labels) if val else None
     test_ex = read_examples(test, labels) if test else []
     return Source(Path(train).stem, labels, train_ex, test_ex, val_ex)
+
+
+def mangaassist(
+    path: str | None = None,
+    n: int = 55_000,
+    seed: int = 0,
+    label_noise: float = 0.03,
+    cache_dir: str = ".cache/mangaassist",
+    audit: dict | None = None,
+    audit_out: str | None = None,
+    max_length: int = 128,
+) -> Source:
+    """The MangaAssist corpus, audited and cleaned, ready to be split 80/10/10.
+
+    With ``path`` None the seeded generator writes the corpus once into ``cache_dir`` (the same
+    seed gives the same bytes, so the cache is only a time saver). The audit runs first and
+    its ``[DATA_AUDIT]``/``[DECISION]`` lines decide what cleaning drops: flagged synthetic
+    examples when ``filter_synthetic=yes``, contradictory and re-sent duplicates always.
+
+    Args:
+        path: a corpus file in the example contract; None generates one.
+        n, seed, label_noise: generator settings when ``path`` is None.
+        cache_dir: where generated corpora are kept.
+        audit: thresholds (``conf/audit/default.yaml``).
+        audit_out: folder for ``audit.json`` and plots (the run directory's ``audit/``).
+        max_length: token budget for the audit's truncation share.
+    """
+    from mangaassist.data.audit import audit_file
+    from mangaassist.data.cleaning import clean
+    from mangaassist.data.generator import write_corpus
+
+    if path is None:
+        folder = Path(cache_dir) / f"n{n}-seed{seed}-noise{label_noise}"
+        corpus = folder / "corpus.jsonl"
+        if not corpus.exists():
+            write_corpus(folder, n=n, seed=seed, label_noise=label_noise)
+    else:
+        corpus = Path(path)
+    out = Path(audit_out) if audit_out else corpus.parent / "audit"
+    report = audit_file(corpus, out_dir=out, max_length=max_length, cfg=audit)
+    filter_synthetic = report.decisions["filter_synthetic"]["value"] == "yes"
+    flagged = report.flagged_synthetic_ids if filter_synthetic else []
+    kept, _ = clean(read_examples(corpus, INTENTS), flagged)
+    return Source("mangaassist", list(INTENTS), kept, test=[], val=None)
