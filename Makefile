@@ -25,7 +25,8 @@ setup: $(STAMP) ## create .venv and install everything (torch 2.13.0 CPU first)
 train: $(STAMP) ## train the default model on the default data (embedded all-MiniLM-L6-v2)
 	$(PY) train.py $(ARGS)
 
-test: $(STAMP) ## run the test suite (slow tests excluded)
+test: $(STAMP) ## lint, then run the test suite (slow tests excluded)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q $(ARGS)
 
 test-slow: $(STAMP) ## run only the slow tests (real encoder)

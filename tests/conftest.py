@@ -49,11 +49,19 @@ def write_toy_jsonl(path: Path, n_per_class: int = 12, seed: int = 0) -> Path:
     for label in INTENTS:
         for i in range(n_per_class):
             # A distinct tail per example: normalised duplicates would merge into one group.
-            tail = " ".join(rng.choice(["pls", "asap", "thx", "lol", "rn", "ok"])
-                            for _ in range(rng.randint(0, 6)))
+            tail = " ".join(
+                rng.choice(["pls", "asap", "thx", "lol", "rn", "ok"])
+                for _ in range(rng.randint(0, 6))
+            )
             text = f"{rng.choice(_WORDS[label])} {tail} {i}"
-            lines.append({"id": f"{label}-{i}", "text": text, "label": label,
-                          "conversation_id": f"{label}-c{i // 2}"})
+            lines.append(
+                {
+                    "id": f"{label}-{i}",
+                    "text": text,
+                    "label": label,
+                    "conversation_id": f"{label}-c{i // 2}",
+                }
+            )
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     return path
 
@@ -77,7 +85,8 @@ def tiny_cfg(tmp_path: Path, toy_file: Path):
     """Factory: a tiny-model config on the toy file (``data=files``), plus extra overrides."""
 
     def make(*extra: str) -> DictConfig:
-        return compose_cfg([*TINY, "data=files", f"data.train={toy_file}", *extra],
-                           tmp_path / "run")
+        return compose_cfg(
+            [*TINY, "data=files", f"data.train={toy_file}", *extra], tmp_path / "run"
+        )
 
     return make

@@ -34,8 +34,13 @@ def run_arm(model, tokenizer, texts, labels, batches, pad_to_max: bool) -> dict:
     n_ex = n_tok = 0
     elapsed = 0.0
     for step, batch in enumerate(batches):
-        enc = tokenizer([texts[i] for i in batch], truncation=True, max_length=128,
-                        padding="max_length" if pad_to_max else "longest", return_tensors="pt")
+        enc = tokenizer(
+            [texts[i] for i in batch],
+            truncation=True,
+            max_length=128,
+            padding="max_length" if pad_to_max else "longest",
+            return_tensors="pt",
+        )
         y = torch.tensor([labels[i] for i in batch])
         t0 = time.perf_counter()
         loss = loss_fn(model(enc["input_ids"], enc["attention_mask"]), y)
@@ -47,8 +52,12 @@ def run_arm(model, tokenizer, texts, labels, batches, pad_to_max: bool) -> dict:
             elapsed += time.perf_counter() - t0
             n_ex += len(batch)
             n_tok += enc["input_ids"].numel()
-    return {"examples_per_s": n_ex / elapsed, "padded_tokens_per_s": n_tok / elapsed,
-            "steps_timed": len(batches) - 3, "seconds": elapsed}
+    return {
+        "examples_per_s": n_ex / elapsed,
+        "padded_tokens_per_s": n_tok / elapsed,
+        "steps_timed": len(batches) - 3,
+        "seconds": elapsed,
+    }
 
 
 def main() -> None:
@@ -67,22 +76,32 @@ def main() -> None:
     grouped = list(LengthGroupedBatchSampler(lengths, 32, seed=0))[: args.steps + 3]
     order = list(range(len(texts)))
     random.Random(0).shuffle(order)
-    plain = [order[i * 32:(i + 1) * 32] for i in range(args.steps + 3)]
+    plain = [order[i * 32 : (i + 1) * 32] for i in range(args.steps + 3)]
 
     results = {}
     for arm, batches, pad in (("per_batch_padding", grouped, False), ("pad_to_128", plain, True)):
         model = IntentClassifier("bert", num_labels=len(src.labels))  # fresh weights per arm
         results[arm] = run_arm(model, tokenizer, texts, labels, batches, pad)
-        print(f"[BENCH] arm={arm} ex_per_sec={results[arm]['examples_per_s']:.1f} "
-              f"padded_tokens_per_sec={results[arm]['padded_tokens_per_s']:.0f}", flush=True)
+        print(
+            f"[BENCH] arm={arm} ex_per_sec={results[arm]['examples_per_s']:.1f} "
+            f"padded_tokens_per_sec={results[arm]['padded_tokens_per_s']:.0f}",
+            flush=True,
+        )
     ratio = results["per_batch_padding"]["examples_per_s"] / results["pad_to_128"]["examples_per_s"]
-    results |= {"ratio": ratio, "threads": args.threads, "torch": torch.__version__,
-                "machine": platform.processor() or platform.machine(),
-                "command": "python experiments/throughput/bench_padding.py "
-                           f"--steps {args.steps} --threads {args.threads}"}
-    print(f"[BENCH] speedup_per_batch_vs_pad128={ratio:.2f}x "
-          f"target_ex_per_sec>=100:{results['per_batch_padding']['examples_per_s'] >= 100} "
-          f"target_ratio>=5:{ratio >= 5}", flush=True)
+    results |= {
+        "ratio": ratio,
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "machine": platform.processor() or platform.machine(),
+        "command": "python experiments/throughput/bench_padding.py "
+        f"--steps {args.steps} --threads {args.threads}",
+    }
+    print(
+        f"[BENCH] speedup_per_batch_vs_pad128={ratio:.2f}x "
+        f"target_ex_per_sec>=100:{results['per_batch_padding']['examples_per_s'] >= 100} "
+        f"target_ratio>=5:{ratio >= 5}",
+        flush=True,
+    )
     out = Path(__file__).with_name("results.json")
     out.write_text(json.dumps(results, indent=1))
 

@@ -36,8 +36,9 @@ def build(cfg: DictConfig) -> tuple[IntentDataModule, IntentClassifier, L.Traine
     tokenizer = load_tokenizer(m.name_or_path, m.init, m.allow_download)
     # Objects go in through partials: instantiate() would turn a dataclass kwarg into a config.
     make_dm = instantiate(cfg.data.module, _partial_=True)
-    dm: IntentDataModule = make_dm(source=instantiate(cfg.data.source), tokenizer=tokenizer,
-                                   name=cfg.data.name)
+    dm: IntentDataModule = make_dm(
+        source=instantiate(cfg.data.source), tokenizer=tokenizer, name=cfg.data.name
+    )
     weight = class_weights(dm.class_counts) if cfg.loss.class_weights else None
     make_model = instantiate(cfg.model, _partial_=True, _convert_="all")
     model: IntentClassifier = make_model(

@@ -16,14 +16,18 @@ def write(path, rows):
 
 
 def test_unknown_label_in_val_names_file_and_line(tiny_cfg, tmp_path):
-    val = write(tmp_path / "val.jsonl", [{"text": "hi", "label": "chitchat"},
-                                          {"text": "where is it", "label": "order_trackin"}])
+    val = write(
+        tmp_path / "val.jsonl",
+        [{"text": "hi", "label": "chitchat"}, {"text": "where is it", "label": "order_trackin"}],
+    )
     with pytest.raises(UserError, match=r"val\.jsonl:2: unknown label 'order_trackin'"):
         train(tiny_cfg(f"data.val={val}"))
 
 
 def test_empty_text_names_the_line(tmp_path):
-    f = write(tmp_path / "a.jsonl", [{"text": "ok", "label": "faq"}, {"text": "  ", "label": "faq"}])
+    f = write(
+        tmp_path / "a.jsonl", [{"text": "ok", "label": "faq"}, {"text": "  ", "label": "faq"}]
+    )
     with pytest.raises(UserError, match=r"a\.jsonl:2: empty text"):
         read_examples(f)
 
@@ -77,9 +81,20 @@ def test_train_py_prints_one_line_and_exits_2(tmp_path):
     root = Path(__file__).resolve().parents[2]
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    res = subprocess.run([sys.executable, "train.py", "experiment=smoke", "data=files",
-                          f"data.train={empty}", f"hydra.run.dir={tmp_path / 'run'}"],
-                         cwd=root, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "experiment=smoke",
+            "data=files",
+            f"data.train={empty}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2
     assert "error:" in res.stderr and "empty" in res.stderr
     assert "Traceback" not in res.stderr

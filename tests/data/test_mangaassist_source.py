@@ -6,8 +6,15 @@ from tests.conftest import compose_cfg
 
 
 def test_mangaassist_data_builds_audited_clean_leak_free_splits(tmp_path, capsys):
-    cfg = compose_cfg(["experiment=smoke", "data=mangaassist", "data.source.n=2200",
-                       f"data.source.cache_dir={tmp_path / 'cache'}"], tmp_path / "run")
+    cfg = compose_cfg(
+        [
+            "experiment=smoke",
+            "data=mangaassist",
+            "data.source.n=2200",
+            f"data.source.cache_dir={tmp_path / 'cache'}",
+        ],
+        tmp_path / "run",
+    )
     dm, model, _ = build(cfg)
     out = capsys.readouterr().out
     assert "[DATA_AUDIT]" in out and "[DECISION] filter_synthetic=" in out and "[CLEAN]" in out

@@ -7,9 +7,18 @@ from mangaassist.data.schema import INTENTS
 from mangaassist.model.losses import FocalLoss, class_weights
 
 # The taxonomy's production mix (%), in INTENTS order.
-PRODUCTION_MIX = {"product_discovery": 22.1, "product_question": 15.2, "recommendation": 18.0,
-                  "faq": 8.0, "order_tracking": 12.1, "return_request": 7.0, "promotion": 5.0,
-                  "checkout_help": 4.1, "escalation": 3.0, "chitchat": 5.5}
+PRODUCTION_MIX = {
+    "product_discovery": 22.1,
+    "product_question": 15.2,
+    "recommendation": 18.0,
+    "faq": 8.0,
+    "order_tracking": 12.1,
+    "return_request": 7.0,
+    "promotion": 5.0,
+    "checkout_help": 4.1,
+    "escalation": 3.0,
+    "chitchat": 5.5,
+}
 
 
 def logits_for(p_t: float, num_classes: int = 2) -> torch.Tensor:
@@ -29,7 +38,9 @@ def test_focal_hand_computed_values_with_alpha():
     fl = FocalLoss(gamma=2.0, weight=alpha, reduction="none")
     # p_t = 0.6 for target 1: -0.75 * 0.4^2 * ln 0.6
     logits = torch.log(torch.tensor([[0.4, 0.6]]))
-    assert fl(logits, torch.tensor([1])).item() == pytest.approx(-0.75 * 0.16 * math.log(0.6), rel=1e-5)
+    assert fl(logits, torch.tensor([1])).item() == pytest.approx(
+        -0.75 * 0.16 * math.log(0.6), rel=1e-5
+    )
 
 
 def test_gamma_zero_equals_cross_entropy_weighted_or_not():
@@ -37,9 +48,11 @@ def test_gamma_zero_equals_cross_entropy_weighted_or_not():
     logits, target = torch.randn(16, 5), torch.randint(0, 5, (16,))
     w = torch.rand(5) + 0.1
     assert FocalLoss(0.0)(logits, target).item() == pytest.approx(
-        torch.nn.functional.cross_entropy(logits, target).item(), rel=1e-5)
+        torch.nn.functional.cross_entropy(logits, target).item(), rel=1e-5
+    )
     assert FocalLoss(0.0, weight=w)(logits, target).item() == pytest.approx(
-        torch.nn.functional.cross_entropy(logits, target, weight=w).item(), rel=1e-5)
+        torch.nn.functional.cross_entropy(logits, target, weight=w).item(), rel=1e-5
+    )
 
 
 def test_focal_downweights_easy_examples_more_than_hard_ones():

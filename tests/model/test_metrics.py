@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ def reference_ece(probs: np.ndarray, y: np.ndarray, n_bins: int = 15) -> float:
     conf, pred = probs.max(1), probs.argmax(1)
     edges = np.linspace(0, 1, n_bins + 1)
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         in_bin = (conf > lo) & (conf <= hi)
         if in_bin.any():
             ece += in_bin.mean() * abs((pred[in_bin] == y[in_bin]).mean() - conf[in_bin].mean())

@@ -6,9 +6,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from tests.conftest import CONF, compose_cfg
 from mangaassist.model.losses import FocalLoss
 from mangaassist.training.train import build
+from tests.conftest import CONF, compose_cfg
 
 
 def options(group: str) -> list[str]:
@@ -29,7 +29,9 @@ def test_every_model_composes_and_builds_as_tiny(model, tmp_path):
 @pytest.mark.parametrize("loss", options("loss"))
 def test_every_loss_composes(loss, tmp_path):
     cfg = compose_cfg([f"loss={loss}"], tmp_path)
-    crit = instantiate(cfg.loss.criterion, weight=torch.ones(3) / 3 if cfg.loss.class_weights else None)
+    crit = instantiate(
+        cfg.loss.criterion, weight=torch.ones(3) / 3 if cfg.loss.class_weights else None
+    )
     assert isinstance(crit, FocalLoss if loss.startswith("focal") else torch.nn.CrossEntropyLoss)
     assert cfg.loss.class_weights == (loss in ("weighted_ce", "focal_weighted"))
     assert cfg.loss.sampler == ("balanced" if loss == "oversampling" else None)
@@ -70,9 +72,16 @@ def test_other_groups_compose(group, tmp_path):
 def test_defaults_are_the_documented_ones(tmp_path):
     cfg = compose_cfg([], tmp_path)
     assert (cfg.model.name, cfg.loss.name, cfg.optim.lr, cfg.optim.layer_decay) == (
-        "minilm", "focal_weighted", 2e-5, 0.8)
+        "minilm",
+        "focal_weighted",
+        2e-5,
+        0.8,
+    )
     assert (cfg.optim.warmup_ratio, cfg.trainer.gradient_clip_val, cfg.trainer.max_epochs) == (
-        0.1, 1.0, 3)
+        0.1,
+        1.0,
+        3,
+    )
     assert cfg.data.module.batch_size == 32 and cfg.model.max_length == 128
     assert cfg.callbacks.checkpoint.monitor == "val/macro_f1"
     assert cfg.callbacks.early_stopping.monitor == "val/loss"

@@ -22,22 +22,47 @@ def test_smoke_run_fills_the_run_directory(tiny_cfg, capsys):
     cfg = tiny_cfg("trainer.max_epochs=2", "trainer.log_every_n_steps=2")
     metrics = train(cfg)
     run = Path(cfg.paths.output_dir)
-    for name in ("config.yaml", "labels.json", "class_counts.json", "metrics.json",
-                 "history.csv", "checkpoints/best.ckpt", "tokenizer", "backbone/config.json",
-                 "data/val.jsonl", "data/test.jsonl", "epochs/val_epoch2.json"):
+    for name in (
+        "config.yaml",
+        "labels.json",
+        "class_counts.json",
+        "metrics.json",
+        "history.csv",
+        "checkpoints/best.ckpt",
+        "tokenizer",
+        "backbone/config.json",
+        "data/val.jsonl",
+        "data/test.jsonl",
+        "epochs/val_epoch2.json",
+    ):
         assert (run / name).exists(), name
     assert json.loads((run / "metrics.json").read_text()) == pytest.approx(metrics, nan_ok=True)
     for key in ("test/acc", "test/macro_f1", "test/ece", "val/macro_f1", "train_minutes"):
         assert key in metrics and np.isfinite(metrics[key]), key
     assert len((run / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
     out = capsys.readouterr().out
-    for tag in ("[TRAIN] epoch=1 step=1/", "[VAL] epoch=2", "[CHECKPOINT] best_epoch=",
-                "[TEST] ", "grad_norm=", "ex_per_sec="):
+    for tag in (
+        "[TRAIN] epoch=1 step=1/",
+        "[VAL] epoch=2",
+        "[CHECKPOINT] best_epoch=",
+        "[TEST] ",
+        "grad_norm=",
+        "ex_per_sec=",
+    ):
         assert tag in out, tag
     csv_log = (run / "csv" / "metrics.csv").read_text()
-    for key in ("train/lr_head", "train/lr_bottom", "train/grad_norm/embeddings",
-                "train/update_norm", "train/weight_norm", "train/tokens_per_sec",
-                "train/peak_mem_mb", "val/rare_recall", "val/conf_wrong", "val_recall/escalation"):
+    for key in (
+        "train/lr_head",
+        "train/lr_bottom",
+        "train/grad_norm/embeddings",
+        "train/update_norm",
+        "train/weight_norm",
+        "train/tokens_per_sec",
+        "train/peak_mem_mb",
+        "val/rare_recall",
+        "val/conf_wrong",
+        "val_recall/escalation",
+    ):
         assert key in csv_log, key
 
 
@@ -60,29 +85,57 @@ def test_same_seed_same_result(tiny_cfg, tmp_path):
 
 
 def test_lr_schedule_warms_up_then_decays(tiny_cfg):
-    cfg = tiny_cfg("trainer.max_epochs=2", "trainer.limit_train_batches=5", "optim.warmup_ratio=0.3",
-                   "trainer.log_every_n_steps=1")
+    cfg = tiny_cfg(
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=5",
+        "optim.warmup_ratio=0.3",
+        "trainer.log_every_n_steps=1",
+    )
     train(cfg)
-    rows = [r for r in csv.DictReader((Path(cfg.paths.output_dir) / "csv/metrics.csv").open())
-            if r.get("train/lr_head")]
+    rows = [
+        r
+        for r in csv.DictReader((Path(cfg.paths.output_dir) / "csv/metrics.csv").open())
+        if r.get("train/lr_head")
+    ]
     lrs = [float(r["train/lr_head"]) for r in rows]
     peak = int(np.argmax(lrs))
     assert 0 < peak < len(lrs) - 1  # rises during warmup (3 of 10 steps), then falls
     assert lrs[-1] < lrs[peak]
-    assert all(float(r["train/lr_bottom"]) < float(r["train/lr_head"]) for r in rows if float(r["train/lr_head"]) > 0)
+    assert all(
+        float(r["train/lr_bottom"]) < float(r["train/lr_head"])
+        for r in rows
+        if float(r["train/lr_head"]) > 0
+    )
 
 
 def _run_cli(args: list[str], tmp_path: Path, timeout: int = 240) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, env=env, text=True,
-                          capture_output=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+    )
 
 
 def test_multirun_makes_one_directory_per_run(tmp_path, toy_file):
-    res = _run_cli(["-m", "experiment=smoke", "evaluate=false", "data=files",
-                    f"data.train={toy_file}", "loss=ce,focal_weighted", "seed=0,1",
-                    "trainer.max_epochs=1", "trainer.limit_train_batches=2",
-                    f"hydra.sweep.dir={tmp_path / 'multi'}"], tmp_path)
+    res = _run_cli(
+        [
+            "-m",
+            "experiment=smoke",
+            "evaluate=false",
+            "data=files",
+            f"data.train={toy_file}",
+            "loss=ce,focal_weighted",
+            "seed=0,1",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+            f"hydra.sweep.dir={tmp_path / 'multi'}",
+        ],
+        tmp_path,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     runs = sorted(p.parent for p in (tmp_path / "multi").glob("*/metrics.json"))
     assert len(runs) == 4
@@ -92,10 +145,21 @@ def test_multirun_makes_one_directory_per_run(tmp_path, toy_file):
 
 
 def test_ddp_two_cpu_processes(tmp_path, toy_file):
-    res = _run_cli(["experiment=smoke", "evaluate=false", "trainer=ddp", "trainer.accelerator=cpu",
-                    "trainer.devices=2", "trainer.precision=32-true", "data=files",
-                    f"data.train={toy_file}", "trainer.limit_train_batches=2",
-                    f"hydra.run.dir={tmp_path / 'ddp'}"], tmp_path)
+    res = _run_cli(
+        [
+            "experiment=smoke",
+            "evaluate=false",
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.precision=32-true",
+            "data=files",
+            f"data.train={toy_file}",
+            "trainer.limit_train_batches=2",
+            f"hydra.run.dir={tmp_path / 'ddp'}",
+        ],
+        tmp_path,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert "test/acc" in metrics and "val/macro_f1" in metrics
