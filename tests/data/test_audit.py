@@ -88,7 +88,7 @@ def audited() -> tuple[AuditReport, set[str], set[str]]:
 def test_label_noise_estimate_near_injected(audited) -> None:
     report, flipped, _ = audited
     assert abs(report.figures["label_noise_est"] - LABEL_NOISE) < 0.02
-    assert abs(report.figures["label_noise_cj"] - LABEL_NOISE) < 0.02
+    assert abs(report.figures["production_suspect_rate"] - LABEL_NOISE) < 0.02
     suspects = {s["id"] for s in report.suspects if s["source"] == "production"}
     assert len(suspects & flipped) / len(suspects) > 0.8  # most suspects were really flipped
     row = report.suspects[0]
