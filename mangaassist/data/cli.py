@@ -28,12 +28,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen = data_sub.add_parser("generate", help="write the seeded MangaAssist corpus as JSON lines")
     gen.add_argument("--n", type=int, default=55_000, help="examples in all (default 55000)")
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--label-noise", type=float, default=0.03, help="share of production labels flipped")
-    gen.add_argument("--out", required=True, help="output folder (corpus.jsonl, injected.json, report)")
+    gen.add_argument(
+        "--label-noise", type=float, default=0.03, help="share of production labels flipped"
+    )
+    gen.add_argument(
+        "--out", required=True, help="output folder (corpus.jsonl, injected.json, report)"
+    )
     gen.set_defaults(func=_generate)
 
-    aud = data_sub.add_parser("audit", help="audit a JSONL/CSV corpus: [DATA_AUDIT] and [DECISION] lines")
+    aud = data_sub.add_parser(
+        "audit", help="audit a JSONL/CSV corpus: [DATA_AUDIT] and [DECISION] lines"
+    )
     aud.add_argument("file")
-    aud.add_argument("--out", default="audit", help="folder for audit.json and plots (default ./audit)")
-    aud.add_argument("--max-length", type=int, default=128, help="token budget for the truncation share")
+    aud.add_argument(
+        "--out", default="audit", help="folder for audit.json and plots (default ./audit)"
+    )
+    aud.add_argument(
+        "--max-length", type=int, default=128, help="token budget for the truncation share"
+    )
     aud.set_defaults(func=_audit)
