@@ -18,7 +18,11 @@ STAGE_CLIS = ("mangaassist.data.cli", "mangaassist.evaluation.cli")
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser; a stage whose module is missing is left out."""
-    parser = argparse.ArgumentParser(prog="mangaassist", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="mangaassist",
+        description="MangaAssist intent framework: data, evaluation, registry and promotion gates "
+        "(training is train.py, sweeps sweep.py).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in STAGE_CLIS:
         try:
