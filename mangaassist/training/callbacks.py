@@ -199,13 +199,16 @@ class EpochReport(Callback):
         (self.run_dir / "epochs").mkdir(exist_ok=True)
         (self.run_dir / "epochs" / f"val_epoch{epoch}.json").write_text(json.dumps(detail))
 
+    def best_row(self, monitor: str, mode: str = "max") -> dict | None:
+        """The history row of the best epoch by ``monitor`` (None before any validation)."""
+        rows = [r for r in self.rows if r.get(monitor) is not None]
+        return (max if mode == "max" else min)(rows, key=lambda r: r[monitor]) if rows else None
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         ckpt = trainer.checkpoint_callback
         if isinstance(ckpt, ModelCheckpoint) and ckpt.best_model_score is not None:
-            best = [r for r in self.rows if r.get(ckpt.monitor) is not None]
-            pick = max if ckpt.mode == "max" else min
-            best_epoch = pick(best, key=lambda r: r[ckpt.monitor])["epoch"] if best else None
-            _print_checkpoint(best_epoch, ckpt)
+            best = self.best_row(ckpt.monitor, ckpt.mode)
+            _print_checkpoint(best["epoch"] if best else None, ckpt)
 
 
 @rank_zero_only

@@ -5,7 +5,6 @@ Tests and ``sweep.py`` call this function directly; ``train.py`` is a thin Hydra
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import time
@@ -95,8 +94,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     }
     if ckpt is not None and ckpt.best_model_score is not None:
         metrics[f"best/{ckpt.monitor}"] = float(ckpt.best_model_score)
-    best_row = _best_val_row(run_dir, ckpt)
-    metrics.update(best_row)
+    report = next((c for c in trainer.callbacks if isinstance(c, EpochReport)), None)
+    best = report.best_row(ckpt.monitor, ckpt.mode) if report and ckpt else None
+    if best:  # rank zero only: the report keeps rows where it writes them
+        metrics |= {k: v for k, v in best.items() if k.startswith("val/")}
+        metrics["best_epoch"] = best["epoch"]
     if cfg.get("test_after_fit", True):
         ckpt_path = "best" if ckpt is not None and ckpt.best_model_path else None
         for key, value in trainer.test(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False)[
@@ -114,20 +116,3 @@ def train(cfg: DictConfig) -> dict[str, float]:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
         print(f"[RUN] dir={run_dir} train_minutes={minutes:.2f}", flush=True)
     return metrics
-
-
-def _best_val_row(run_dir: Path, ckpt: object) -> dict[str, float]:
-    """The validation figures of the best epoch, read back from history.csv."""
-    history = run_dir / "history.csv"
-    if ckpt is None or not history.exists():
-        return {}
-    rows = list(csv.DictReader(history.open()))
-    key = getattr(ckpt, "monitor", None)
-    rows = [r for r in rows if r.get(key)]
-    if not rows:
-        return {}
-    pick = max if getattr(ckpt, "mode", "max") == "max" else min
-    best = pick(rows, key=lambda r: float(r[key]))
-    return {k: float(v) for k, v in best.items() if k.startswith("val/") and v != ""} | {
-        "best_epoch": int(best["epoch"])
-    }
