@@ -146,6 +146,8 @@ class IntentDataModule(L.LightningDataModule):
         self.splits = self._split(source, val_fraction, test_fraction, seed)
         # Class-share parity and leakage (conversations, normalised duplicates) across splits.
         self.split_report = split_report(self.splits)
+        given = len(source.train) + len(source.val or []) + len(source.test or [])
+        self.split_report["dropped_common_copies"] = given - sum(map(len, self.splits.values()))
         print(format_split_report(self.split_report).splitlines()[-1], flush=True)
         counts = Counter(e.label for e in self.splits["train"])
         self.class_counts = [counts.get(label, 0) for label in self.labels]

@@ -6,10 +6,13 @@ never crosses splits, so a model is never scored on a conversation, or a normali
 of a message, that it trained on. Within that rule, groups are assigned greedily so each
 split's label counts track its fraction of every label.
 
-Chat logs chain: every conversation that contains "hi" joins one group, and so does every
-other message of those conversations. On the generated 55k corpus one group holds ~55% of
-the examples (~28% after ``clean(duplicates="exact")``); it lands in the largest split,
-and ``split_report`` shows its share as ``largest_group``.
+Chat logs chain: if every conversation containing "hi" joined one group, so would every
+other message of those conversations (on the generated 55k corpus that one group held ~55%
+of the examples, all of it forced into train). So a *common* message, one whose dedup key
+occurs in more than ``max_shared`` conversations, does not link conversations; instead all
+its copies are kept in the one split that holds most of them and the copies that landed
+elsewhere are dropped (``split_report`` then still shows ``duplicate_leaks=0``). The
+number dropped is ``len(examples) - sum(sizes)``, printed by the data module.
 
 Example:
     >>> from mangaassist.data.schema import Example
@@ -50,16 +53,30 @@ class _UnionFind:
             self.parent[hi] = lo
 
 
-def example_groups(examples: list[Example]) -> list[list[int]]:
+def common_keys(examples: list[Example], max_shared: int) -> set[str]:
+    """Dedup keys found in more than ``max_shared`` distinct conversations ("hi", "thanks").
+
+    An example without ``conversation_id`` counts as a conversation of its own.
+    """
+    convs: dict[str, set[str]] = defaultdict(set)
+    for i, ex in enumerate(examples):
+        convs[dedup_key(ex.text)].add(ex.conversation_id or f"#{i}")
+    return {key for key, where in convs.items() if len(where) > max_shared}
+
+
+def example_groups(examples: list[Example], max_shared: int = 3) -> list[list[int]]:
     """Indices of examples that must share a split, each group sorted, groups by first index.
 
     Examples sharing a non-empty ``conversation_id`` or a :func:`dedup_key` form one group;
-    an example without ``conversation_id`` is its own conversation.
+    an example without ``conversation_id`` is its own conversation. Keys in more than
+    ``max_shared`` conversations (see :func:`common_keys`) do not link.
     """
+    common = common_keys(examples, max_shared)
     uf = _UnionFind(len(examples))
     first_of: dict[tuple[str, str], int] = {}
     for i, ex in enumerate(examples):
-        keys = [("key", dedup_key(ex.text))]
+        key = dedup_key(ex.text)
+        keys = [] if key in common else [("key", key)]
         if ex.conversation_id:
             keys.append(("conv", ex.conversation_id))
         for key in keys:
@@ -90,7 +107,7 @@ def _check_fractions(fractions: dict[str, float]) -> list[str]:
 
 
 def split_examples(
-    examples: list[Example], fractions: dict[str, float], seed: int = 0
+    examples: list[Example], fractions: dict[str, float], seed: int = 0, max_shared: int = 3
 ) -> dict[str, list[Example]]:
     """Split examples by label-stratified, grouped assignment.
 
@@ -100,9 +117,13 @@ def split_examples(
             ``{"train": 0.8, "val": 0.1, "test": 0.1}`` or ``{"train": 0.9, "val": 0.1}``.
         seed: the only source of randomness (``random.Random(seed)``); the same input and
             seed give the same splits on any machine.
+        max_shared: a message whose dedup key is in more conversations than this is
+            *common*: it does not chain conversations into one group, and its copies outside
+            the split holding most of them are dropped.
 
     Returns:
-        split name -> examples, in the order of ``fractions``.
+        split name -> examples, in the order of ``fractions``; every example except the
+        dropped copies of common messages.
 
     Raises:
         UserError: bad fractions, or a label with fewer groups than there are splits
@@ -111,7 +132,7 @@ def split_examples(
     names = _check_fractions(fractions)
     if not examples:
         raise UserError("no examples to split; the input file is empty")
-    groups = example_groups(examples)
+    groups = example_groups(examples, max_shared)
     group_labels = [Counter(examples[i].label for i in g) for g in groups]
     label_total = Counter(ex.label for ex in examples)
     labels = sorted(label_total)
@@ -167,22 +188,47 @@ def split_examples(
                 best, best_need = split, need
         put(g, best)
 
-    missing = [(s, lab) for s in names for lab in labels if count[s][lab] == 0]
-    if missing:
-        split, lab = missing[0]
-        raise UserError(
-            f"class '{lab}' ({label_total[lab]} examples) could not be placed in split "
-            f"'{split}': its groups are tied to other classes' conversations; add more "
-            f"'{lab}' examples or use fewer splits"
-        )
-
     split_of = [""] * len(examples)
     for g, split in assigned.items():
         for i in groups[g]:
             split_of[i] = split
-    return {
+    _drop_stray_copies(examples, split_of, names, max_shared)
+    parts = {
         s: [ex for ex, where in zip(examples, split_of, strict=True) if where == s] for s in names
     }
+    missing = [
+        (s, lab) for s in names for lab in labels if not any(e.label == lab for e in parts[s])
+    ]
+    if missing:
+        split, lab = missing[0]
+        raise UserError(
+            f"class '{lab}' ({label_total[lab]} examples) could not be placed in split "
+            f"'{split}': its groups are tied to other classes' conversations or are copies "
+            f"of one common message; add more '{lab}' examples or use fewer splits"
+        )
+    return parts
+
+
+def _drop_stray_copies(
+    examples: list[Example], split_of: list[str], names: list[str], max_shared: int
+) -> None:
+    """Blank ``split_of`` for copies of common messages outside their majority split.
+
+    Ties go to the earlier split in ``names`` (train before val before test), so a common
+    message is kept where the model learns it rather than where it is scored.
+    """
+    common = common_keys(examples, max_shared)
+    where: dict[str, list[int]] = defaultdict(list)
+    for i, ex in enumerate(examples):
+        key = dedup_key(ex.text)
+        if key in common:
+            where[key].append(i)
+    for idx in where.values():
+        votes = Counter(split_of[i] for i in idx)
+        keep = max(names, key=lambda s: (votes[s], -names.index(s)))
+        for i in idx:
+            if split_of[i] != keep:
+                split_of[i] = ""
 
 
 def split_report(splits: dict[str, list[Example]]) -> dict:
@@ -219,8 +265,7 @@ def split_report(splits: dict[str, list[Example]]) -> dict:
         "missing": [[s, lab] for s in splits for lab in labels if shares[s][lab] == 0],
         "conversation_leaks": sum(len(v) > 1 for v in conv_splits.values()),
         "duplicate_leaks": sum(len(v) > 1 for v in key_splits.values()),
-        # Chat logs chain: two conversations that both contain "hi" are one group. A group
-        # bigger than a split's fraction makes that split's size miss its target.
+        # A group bigger than a split's fraction makes that split's size miss its target.
         "largest_group_share": max(map(len, example_groups(everything)), default=0)
         / max(len(everything), 1),
     }
@@ -251,5 +296,10 @@ def format_split_report(report: dict) -> str:
         f"duplicate_leaks={report['duplicate_leaks']} "
         f"max_share_gap={report['max_share_gap'] * 100:.1f}pp "
         f"largest_group={report['largest_group_share']:.1%}"
+        + (
+            f" dropped_common_copies={report['dropped_common_copies']}"
+            if "dropped_common_copies" in report
+            else ""
+        )
     )
     return "\n".join(lines)

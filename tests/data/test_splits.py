@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 
 from mangaassist.data.normalize import dedup_key
 from mangaassist.data.schema import INTENTS, Example
-from mangaassist.data.splits import format_split_report, split_examples, split_report
+from mangaassist.data.splits import (
+    example_groups,
+    format_split_report,
+    split_examples,
+    split_report,
+)
 from mangaassist.errors import UserError
 
 THREE = {"train": 0.8, "val": 0.1, "test": 0.1}
@@ -61,10 +66,13 @@ def test_no_leakage_property(examples: list[Example], seed: int) -> None:
     assert report["conversation_leaks"] == 0
     assert report["duplicate_leaks"] == 0
     assert report["missing"] == []
-    assert sum(report["sizes"].values()) == len(examples)
     where = {ex.id: s for s, part in parts.items() for ex in part}
-    for a in examples:  # direct check, independent of split_report
-        for b in examples:
+    kept_keys = {dedup_key(ex.text) for part in parts.values() for ex in part}
+    # Only copies of a message that is still present somewhere may be dropped.
+    assert all(dedup_key(ex.text) in kept_keys for ex in examples)
+    kept = [ex for ex in examples if ex.id in where]
+    for a in kept:  # direct check, independent of split_report
+        for b in kept:
             if (a.conversation_id and a.conversation_id == b.conversation_id) or (
                 dedup_key(a.text) == dedup_key(b.text)
             ):
@@ -138,3 +146,22 @@ def test_largest_group_counts_chained_conversations() -> None:
         Example(text="refund pls", label="return_request", conversation_id="c2"),
     ]
     assert split_report({"all": examples})["largest_group_share"] == 1.0
+
+
+def test_common_message_does_not_chain_conversations() -> None:
+    # "hi" opens 40 conversations: linking them would make one group of 80 messages.
+    examples = []
+    for c in range(40):
+        examples.append(Example(text="Hi!", label="chitchat", id=f"h{c}", conversation_id=f"c{c}"))
+        label = INTENTS[c % len(INTENTS)]
+        examples.append(
+            Example(text=f"question {c}", label=label, id=f"q{c}", conversation_id=f"c{c}")
+        )
+    assert max(map(len, example_groups(examples))) == 2
+    parts = split_examples(examples, {"train": 0.5, "test": 0.5}, seed=0)
+    report = split_report(parts)
+    assert report["duplicate_leaks"] == 0 and report["conversation_leaks"] == 0
+    his = {s for s, part in parts.items() for ex in part if ex.text == "Hi!"}
+    assert len(his) == 1  # every kept copy of "hi" is in one split
+    questions = [ex for part in parts.values() for ex in part if ex.text.startswith("question")]
+    assert len(questions) == 40  # nothing but stray copies of "hi" is dropped
