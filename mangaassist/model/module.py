@@ -138,7 +138,13 @@ class IntentClassifier(L.LightningModule):
         groups = layerwise_param_groups(
             self.encoder, self.head, h.lr, h.layer_decay, h.weight_decay
         )
-        optimizer = (self._optimizer or torch.optim.AdamW)(groups)
+        make = self._optimizer or torch.optim.AdamW
+        overrides = {}
+        if "mixed" in str(self.trainer.precision) and getattr(make, "keywords", {}).get("fused"):
+            # Lightning will not clip gradients around an optimizer that unscales them itself
+            # (fused AdamW); the multi-tensor (foreach) kernel is the next fastest.
+            overrides = {"fused": False, "foreach": True}
+        optimizer = make(groups, **overrides)
         total = int(self.trainer.estimated_stepping_batches)
         warmup = int(h.warmup_ratio * total)
         if self._scheduler is None:
