@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -29,8 +30,13 @@ os.environ.setdefault("WANDB_MODE", "offline")  # no network here; `wandb sync` 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def build(cfg: DictConfig) -> tuple[IntentDataModule, IntentClassifier, L.Trainer]:
-    """Instantiate the DataModule, the model and the Trainer from a composed config."""
+def build(
+    cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()
+) -> tuple[IntentDataModule, IntentClassifier, L.Trainer]:
+    """Instantiate the DataModule, the model and the Trainer from a composed config.
+
+    ``extra_callbacks`` join the configured ones (``sweep.py`` adds its pruning callback).
+    """
     m = cfg.model
     tokenizer = load_tokenizer(m.name_or_path, m.init, m.allow_download)
     # Objects go in through partials: instantiate() would turn a dataclass kwarg into a config.
@@ -48,6 +54,7 @@ def build(cfg: DictConfig) -> tuple[IntentDataModule, IntentClassifier, L.Traine
         rare=rare_class_indices(dm.class_counts, dm.rare_below),
     )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    callbacks += list(extra_callbacks)
     for cb in callbacks:
         if isinstance(cb, EpochReport):
             cb.labels = dm.labels
@@ -56,8 +63,12 @@ def build(cfg: DictConfig) -> tuple[IntentDataModule, IntentClassifier, L.Traine
     return dm, model, trainer
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
+def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, float]:
     """Train, pick the best checkpoint, score the test split, and fill the run directory.
+
+    Args:
+        cfg: the composed ``conf/train.yaml``.
+        callbacks: added to the configured callbacks (e.g. an Optuna pruning callback).
 
     Returns:
         Flat metrics: best validation figures (``val/...``), test figures (``test/...``) and
@@ -68,7 +79,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     try:
-        dm, model, trainer = build(cfg)
+        dm, model, trainer = build(cfg, callbacks)
     except InstantiationException as err:  # Hydra wraps what the target raised
         if isinstance(err.__cause__, UserError):
             raise err.__cause__ from None
