@@ -12,6 +12,7 @@ and undo the length grouping, stays off (``use_distributed_sampler: false``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -102,6 +103,14 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         return -(-len(self.lengths) // self.batch_size) // world
 
 
+def _sha256_lines(examples: list[Example]) -> str:
+    """sha256 of the examples as :func:`write_examples` would write them (byte-stable)."""
+    digest = hashlib.sha256()
+    for ex in examples:
+        digest.update((json.dumps(ex.to_dict(), ensure_ascii=False) + "\n").encode("utf-8"))
+    return digest.hexdigest()
+
+
 class IntentDataModule(L.LightningDataModule):
     """Examples -> tokenised, length-grouped batches ``{input_ids, attention_mask, labels}``.
 
@@ -146,8 +155,15 @@ class IntentDataModule(L.LightningDataModule):
         self.splits = self._split(source, val_fraction, test_fraction, seed)
         # Class-share parity and leakage (conversations, normalised duplicates) across splits.
         self.split_report = split_report(self.splits)
-        given = len(source.train) + len(source.val or []) + len(source.test or [])
-        self.split_report["dropped_common_copies"] = given - sum(map(len, self.splits.values()))
+        given = [*source.train, *(source.val or []), *(source.test or [])]
+        self.split_report["dropped_common_copies"] = len(given) - sum(
+            map(len, self.splits.values())
+        )
+        # What the report describes: the seed and a hash of the input examples, so two
+        # machines can check they split the same bytes the same way.
+        self.split_report["seed"] = seed
+        self.split_report["input_sha256"] = _sha256_lines(given)
+        self.split_report["split_sha256"] = {k: _sha256_lines(v) for k, v in self.splits.items()}
         print(format_split_report(self.split_report).splitlines()[-1], flush=True)
         counts = Counter(e.label for e in self.splits["train"])
         self.class_counts = [counts.get(label, 0) for label in self.labels]

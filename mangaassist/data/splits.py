@@ -301,5 +301,7 @@ def format_split_report(report: dict) -> str:
             if "dropped_common_copies" in report
             else ""
         )
+        + (f" seed={report['seed']}" if "seed" in report else "")
+        + (f" input_sha256={report['input_sha256'][:12]}" if "input_sha256" in report else "")
     )
     return "\n".join(lines)

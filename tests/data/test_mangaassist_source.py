@@ -27,3 +27,23 @@ def test_mangaassist_data_builds_audited_clean_leak_free_splits(tmp_path, capsys
     assert abs(sizes["val"] / sum(sizes.values()) - 0.1) < 0.02
     # The injected low-quality synthetic rows are mostly gone after cleaning.
     assert sum(e.source == "synthetic" for e in dm.splits["train"]) < 0.1 * len(dm.splits["train"])
+
+
+def test_same_seed_same_split_bytes_and_report_names_them(tmp_path, capsys):
+    def splits(run: str) -> dict:
+        cfg = compose_cfg(
+            [
+                "experiment=smoke",
+                "data=mangaassist",
+                "data.source.n=1500",
+                f"data.source.cache_dir={tmp_path / run / 'cache'}",  # generated afresh each time
+            ],
+            tmp_path / run,
+        )
+        return build(cfg)[0].split_report
+
+    first, again = splits("a"), splits("b")
+    assert first["seed"] == 0 and len(first["input_sha256"]) == 64
+    assert first["input_sha256"] == again["input_sha256"]
+    assert first["split_sha256"] == again["split_sha256"]
+    assert f"input_sha256={first['input_sha256'][:12]}" in capsys.readouterr().out
