@@ -33,6 +33,13 @@ from mangaassist.evaluation.calibration import (
     write_checkpoint_temperature,
 )
 from mangaassist.evaluation.evaluate import evaluate_run, headline, log_line, write_evaluation
+from mangaassist.evaluation.out_of_scope import (
+    evaluate_out_of_scope,
+    merge_run_metrics,
+    oos_headline,
+    oos_log_line,
+    read_scoped,
+)
 from mangaassist.evaluation.settings import EvalSettings, load_eval_settings
 
 GOLDEN = Path(mangaassist.data.__file__).parent / "golden" / "golden.jsonl"
@@ -138,15 +145,21 @@ def post_train(run_dir: Path, cfg: DictConfig | None = None) -> dict[str, float]
         print(f'[EVAL] note="golden set skipped: {why_not}"', flush=True)
     else:
         sets.append(("golden", gold))
+    oos_flat: dict[str, float] = {}
     for name, path in sets:
         if not path.is_file():
             print(f'[EVAL] note="no {path}; {name} not evaluated"', flush=True)
             continue
-        examples = read_labelled(path, run.labels, run_dir)
+        # Out-of-scope queries (CLINC150's `oos`) are scored apart, by the fallback threshold.
+        examples, oos = read_scoped(path, run.labels, run_dir)
         # Latency is a property of the model, not of the set: time it once, on test messages.
         ev = evaluate_run(
             run, examples, rare=rare, calibration=calib, settings=settings, time_it=name == "test"
         )
+        if oos:
+            ev.metrics["out_of_scope"] = evaluate_out_of_scope(
+                run, oos, ev, top=settings.report.top_errors
+            )
         report = write_evaluation(
             ev,
             run_dir / "eval" / name,
@@ -154,8 +167,12 @@ def post_train(run_dir: Path, cfg: DictConfig | None = None) -> dict[str, float]
             context={**context, "data": str(path)},
         )
         print(log_line(ev.metrics, "EVAL", name), flush=True)
+        if oos:
+            print(oos_log_line(ev.metrics["out_of_scope"], name), flush=True)
+        oos_flat |= oos_headline(ev.metrics.get("out_of_scope"), name)
         print(f"[REPORT] set={name} path={report}", flush=True)
-        out |= headline(ev.metrics, name)
+        out |= headline(ev.metrics, name) | oos_flat
     (run_dir / "eval").mkdir(exist_ok=True)
     (run_dir / "eval" / "summary.json").write_text(json.dumps(out, indent=1, sort_keys=True))
+    merge_run_metrics(run_dir, oos_flat)
     return out
