@@ -10,6 +10,8 @@ Examples:
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mangaassist.errors import UserError
@@ -28,6 +30,8 @@ def main(cfg: DictConfig) -> float | None:
             metrics |= post_train(cfg.paths.output_dir, cfg)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # Hydra marks the job failed and runs the rest; SystemExit would end the sweep
         raise SystemExit(2) from None
     return metrics.get(cfg.get("optimize_metric", "best/val/macro_f1"))
 
