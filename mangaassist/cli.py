@@ -13,7 +13,7 @@ import sys
 from mangaassist.errors import UserError
 
 # Stage modules that expose ``register(subparsers)``, in the direction of flow.
-STAGE_CLIS = ("mangaassist.data.cli", "mangaassist.evaluation.cli")
+STAGE_CLIS = ("mangaassist.data.cli", "mangaassist.evaluation.cli", "mangaassist.comparison.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

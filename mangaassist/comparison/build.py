@@ -1,0 +1,59 @@
+"""One entry point for every table, shared by the command line and the Hydra callback."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from mangaassist.comparison.runs import find_runs
+from mangaassist.comparison.settings import load_published, load_settings
+from mangaassist.errors import UserError
+
+TABLES = ("compare", "ablation", "models", "benchmarks")
+
+
+def write_table(
+    table: str,
+    patterns: Sequence[str],
+    out_dir: str | Path,
+    *,
+    by: str | None = None,
+    settings_path: str | Path | None = None,
+    published_path: str | Path | None = None,
+) -> list[str]:
+    """Find the runs, write one table's files into ``out_dir``, return the lines to print.
+
+    Args:
+        table: ``compare`` (side by side), ``ablation``, ``models`` or ``benchmarks``.
+        patterns: run folders, globs, or folders above runs (a multirun sweep folder).
+        out_dir: the output folder (created).
+        by: grouping/sorting key (``loss``, ``model``, ``data`` or any dotted config key).
+        settings_path: comparison settings YAML (default ``conf/comparison/default.yaml``).
+        published_path: published figures YAML (default ``conf/comparison/published.yaml``).
+
+    Raises:
+        UserError: unknown table, no runs found, or bad settings.
+    """
+    if table not in TABLES:
+        raise UserError(f"unknown table '{table}'; use one of {list(TABLES)}")
+    settings = load_settings(settings_path)
+    published = load_published(published_path)
+    runs, failed = find_runs(list(patterns))
+    out_dir = Path(out_dir)
+    if table == "compare":
+        from mangaassist.comparison.compare import compare
+
+        return compare(runs, failed, out_dir, by=by)
+    if table == "ablation":
+        from mangaassist.comparison.ablation import ablation_table
+
+        return ablation_table(
+            runs, failed, out_dir, settings.ablation, published.get("ablation"), by=by
+        )
+    if table == "models":
+        from mangaassist.comparison.model_selection import models_table
+
+        return models_table(runs, failed, out_dir, settings.models)
+    from mangaassist.comparison.benchmarks import benchmarks_table
+
+    return benchmarks_table(runs, failed, out_dir, published.get("benchmarks"))

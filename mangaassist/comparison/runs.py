@@ -1,0 +1,200 @@
+"""Find finished run directories and read what the tables need from them (files only).
+
+A *finished run* holds ``config.yaml`` and ``metrics.json`` (its ``eval/summary.json`` joins
+in when ``post_train`` ran). An argument may be a run directory, a glob, or a folder with runs
+below it (``outputs/banking77``, a multirun sweep folder). Below a folder, a Hydra job that
+left no ``metrics.json`` is a :class:`FailedRun` (the table says so); named directly, a
+folder without one is an error naming it.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from mangaassist.errors import UserError
+
+FAILED_FILE = "failed.json"  # written into a Hydra job's folder by the comparison callback
+# Short names for the config keys tables group by.
+KEY_ALIASES = {"loss": "loss.name", "model": "model.name", "data": "data.name"}
+HOW_RUNS_LOOK = (
+    "pass finished run directories (outputs/<data>/<run_name>/<time>/, multirun/<time>/<n>_.../) "
+    "or a folder above them; a run writes metrics.json when its training ends"
+)
+
+
+def config_key(by: str) -> str:
+    """``loss`` -> ``loss.name`` (short names), any dotted key unchanged."""
+    return KEY_ALIASES.get(by, by)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"{path}: cannot read it as JSON ({err}); rerun the run or remove it"
+        ) from err
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object of metrics")
+    return data
+
+
+@dataclass
+class RunRecord:
+    """A finished run: config and flat metrics (``eval/summary.json`` over ``metrics.json``)."""
+
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, float]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A config value by dotted key (short names allowed), or ``default``."""
+        value = OmegaConf.select(OmegaConf.create(self.config), config_key(key), default=default)
+        return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+    def metric(self, key: str) -> float | None:
+        """A metric, None when absent or not a finite number."""
+        v = self.metrics.get(key)
+        return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+
+    @property
+    def name(self) -> str:
+        return str(self.get("run_name") or self.path.name)
+
+    @property
+    def model(self) -> str:
+        return str(self.get("model.name", "?"))
+
+    def history(self):  # -> pandas.DataFrame | None
+        """``history.csv`` (one row per epoch), or None when absent."""
+        path = self.path / "history.csv"
+        if not path.is_file():
+            return None
+        import pandas as pd
+
+        try:
+            return pd.read_csv(path)
+        except (OSError, ValueError) as err:
+            raise UserError(f"{path}: cannot read it as CSV ({err})") from err
+
+
+@dataclass
+class FailedRun:
+    """A Hydra job below a sweep folder that left no metrics (e.g. missing model weights)."""
+
+    path: Path
+    overrides: list[str] = field(default_factory=list)
+    error: str = "no metrics.json: the job failed or is still running (see its train.log)"
+
+    def choice(self, key: str) -> str | None:
+        """The value this job's overrides gave ``key`` (``model`` or ``model.name``)."""
+        short = {v: k for k, v in KEY_ALIASES.items()}.get(key, key)
+        for o in self.overrides:
+            name, _, value = o.lstrip("+~").partition("=")
+            if name in (key, short):
+                return value
+        return None
+
+
+def load_run(path: Path) -> RunRecord:
+    """Read one finished run directory."""
+    config_path = path / "config.yaml"
+    try:
+        config = OmegaConf.to_container(OmegaConf.load(config_path), resolve=False)
+    except Exception as err:  # YAML errors come in several types
+        raise UserError(f"{config_path}: cannot read it ({err})") from err
+    metrics = _read_json(path / "metrics.json")
+    summary = path / "eval" / "summary.json"
+    if summary.is_file():
+        metrics |= _read_json(summary)
+    return RunRecord(path, config, metrics)  # type: ignore[arg-type]
+
+
+def _failed(path: Path) -> FailedRun:
+    overrides: list[str] = []
+    if (path / ".hydra" / "overrides.yaml").is_file():
+        overrides = [str(o) for o in OmegaConf.load(path / ".hydra" / "overrides.yaml")]
+    if (path / FAILED_FILE).is_file():
+        info = _read_json(path / FAILED_FILE)
+        return FailedRun(path, list(info.get("overrides", overrides)), str(info.get("error", "")))
+    return FailedRun(path, overrides)
+
+
+def _is_run(path: Path) -> bool:
+    return (path / "metrics.json").is_file() and (path / "config.yaml").is_file()
+
+
+def _is_job(path: Path) -> bool:
+    """A Hydra job folder or a run folder that did not finish."""
+    return (path / FAILED_FILE).is_file() or (
+        not _is_run(path) and ((path / ".hydra").is_dir() or (path / "config.yaml").is_file())
+    )
+
+
+def _scan(root: Path) -> tuple[list[Path], list[Path]]:
+    """Run folders and failed job folders at or below ``root``; neither is entered."""
+    runs, jobs = [], []
+    for folder, subdirs, _ in os.walk(root):
+        path = Path(folder)
+        if _is_run(path) or _is_job(path):
+            (runs if _is_run(path) else jobs).append(path)
+            subdirs.clear()
+        else:
+            subdirs.sort()
+    return runs, jobs
+
+
+def _expand(pattern: str) -> list[Path]:
+    if glob.has_magic(pattern):
+        paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+        if not paths:
+            raise UserError(f"no run directories matched '{pattern}'; {HOW_RUNS_LOOK}")
+        return paths
+    path = Path(pattern)
+    if not path.exists():
+        raise UserError(f"{path}: no such folder; {HOW_RUNS_LOOK}")
+    return [path]
+
+
+def find_runs(patterns: list[str]) -> tuple[list[RunRecord], list[FailedRun]]:
+    """Finished runs (and failed Hydra jobs) named by paths, globs or folders above them.
+
+    Raises:
+        UserError: nothing matched, or a named folder holds no finished run at or below it.
+    """
+    if not patterns:
+        raise UserError(f"no run directories given; {HOW_RUNS_LOOK}")
+    runs: dict[Path, RunRecord] = {}
+    failed: dict[Path, FailedRun] = {}
+    for pattern in patterns:
+        for path in _expand(pattern):
+            if _is_run(path):
+                runs.setdefault(path.resolve(), load_run(path))
+                continue
+            if not path.is_dir():
+                if glob.has_magic(pattern):
+                    continue  # a glob may match files next to the run folders
+                raise UserError(f"{path}: a file, not a run folder; pass the folder that holds it")
+            if (path / "config.yaml").is_file() and not (path / FAILED_FILE).is_file():
+                raise UserError(
+                    f"{path}: no metrics.json, so the run did not finish (it crashed or is still "
+                    "training); rerun it, or leave it out of the comparison"
+                )
+            below, jobs = _scan(path)
+            if not below and not jobs:
+                raise UserError(f"{path}: no metrics.json there or below; {HOW_RUNS_LOOK}")
+            for p in below:
+                runs.setdefault(p.resolve(), load_run(p))
+            for p in jobs:
+                failed.setdefault(p.resolve(), _failed(p))
+    if not runs and not failed:
+        raise UserError(f"no finished runs in {patterns}; {HOW_RUNS_LOOK}")
+    return list(runs.values()), list(failed.values())
