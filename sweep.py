@@ -2,7 +2,7 @@
 
 Examples:
     python sweep.py sweep=gamma_lr_decay n_trials=20     # study in sweeps/gamma_lr_decay/
-    python sweep.py train='[data=mangaassist,trainer.max_epochs=2]'  # overrides for each trial
+    python sweep.py 'train=["data=mangaassist","trainer.max_epochs=2"]'  # for every trial
     python sweep.py storage=postgresql://user@host/optuna  # one study shared by many machines
     python sweep.py n_trials=30                          # rerun: resumes, adds the missing trials
 """
@@ -30,7 +30,8 @@ def main(cfg: DictConfig) -> None:
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print(
-            "[SWEEP] interrupted: finished trials are stored; run the same command to resume",
+            "[SWEEP] interrupted: the running trial is marked FAIL, finished ones are stored; "
+            "run the same command to resume",
             file=sys.stderr,
         )
         raise SystemExit(130) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -25,7 +26,22 @@ def _check(cfg: DictConfig) -> None:
     if not isinstance(cfg.n_trials, int) or cfg.n_trials < 1:
         raise UserError(f"n_trials={cfg.n_trials}; use a whole number >= 1")
     if not OmegaConf.is_list(cfg.train):
-        raise UserError("train must be a list of overrides, e.g. train='[data=mangaassist]'")
+        raise UserError("train must be a list of overrides, e.g. 'train=[\"data=mangaassist\"]'")
+
+
+class _NoUserErrorTraceback(logging.Filter):
+    """Optuna logs a failed trial with its traceback; a UserError or Ctrl+C gets one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, UserError | KeyboardInterrupt)
+
+
+def _quiet_optuna() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # [SWEEP] lines say what INFO would
+    trial_log = logging.getLogger("optuna.study._optimize")  # where failed trials are logged
+    if not any(isinstance(f, _NoUserErrorTraceback) for f in trial_log.filters):
+        trial_log.addFilter(_NoUserErrorTraceback())
 
 
 def _value(v: float | None) -> str:
@@ -103,7 +119,7 @@ def run_sweep(cfg: DictConfig, conf_dir: Path) -> optuna.Study:
         KeyboardInterrupt: Ctrl+C; the running trial is recorded as FAIL.
     """
     _check(cfg)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # [SWEEP] lines say what INFO would
+    _quiet_optuna()
     space = parse_space(cfg.sweep.params)
     out_dir = Path(str(cfg.out_dir)).resolve()
     objective = Objective(
