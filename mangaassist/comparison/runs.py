@@ -71,7 +71,10 @@ class RunRecord:
 
     @property
     def model(self) -> str:
-        return str(self.get("model.name", "?"))
+        """``model.name``, marked when not pre-trained (``model.init``): ``minilm (tiny)``."""
+        init = self.get("model.init")
+        name = str(self.get("model.name", "?"))
+        return name if init in (None, "pretrained") else f"{name} ({init})"
 
     def history(self):  # -> pandas.DataFrame | None
         """``history.csv`` (one row per epoch), or None when absent."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from mangaassist.comparison.runs import find_runs
 from mangaassist.errors import UserError
@@ -69,3 +70,11 @@ def test_broken_metrics_file_is_named(make_run):
     (run / "metrics.json").write_text("{not json")
     with pytest.raises(UserError, match=rf"{run / 'metrics.json'}: cannot read it as JSON"):
         find_runs([str(run)])
+
+
+def test_tiny_encoders_are_not_mistaken_for_the_real_one(make_run):
+    run = make_run("tiny")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["model"]["init"] = "tiny"
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    assert find_runs([str(run)])[0][0].model == "minilm (tiny)"
