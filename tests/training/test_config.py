@@ -71,12 +71,12 @@ def test_other_groups_compose(group, tmp_path):
 
 def test_defaults_are_the_documented_ones(tmp_path):
     cfg = compose_cfg([], tmp_path)
-    assert (cfg.model.name, cfg.loss.name, cfg.optim.lr, cfg.optim.layer_decay) == (
+    assert (cfg.data.name, cfg.model.name, cfg.loss.name) == (
+        "mangaassist",
         "minilm",
         "focal_weighted",
-        2e-5,
-        0.8,
     )
+    assert (cfg.optim.lr, cfg.optim.layer_decay) == (1e-4, 0.9)
     assert (cfg.optim.warmup_ratio, cfg.trainer.gradient_clip_val, cfg.trainer.max_epochs) == (
         0.1,
         1.0,
