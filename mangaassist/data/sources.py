@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,17 @@ def files(
     return Source(Path(train).stem, labels, train_ex, test_ex, val_ex)
 
 
+def _generator_hash() -> str:
+    """12 hex digits of sha256 over the generator package's .py files (sorted by path)."""
+    from mangaassist.data import generator
+
+    digest = hashlib.sha256()
+    root = Path(generator.__file__).parent
+    for file in sorted(root.rglob("*.py")):
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def mangaassist(
     path: str | None = None,
     n: int = 55_000,
@@ -132,7 +144,8 @@ def mangaassist(
     from mangaassist.data.generator import write_corpus
 
     if path is None:
-        folder = Path(cache_dir) / f"n{n}-seed{seed}-noise{label_noise}"
+        # The generator's own source is in the key: edit a phrasing bank and the cache misses.
+        folder = Path(cache_dir) / f"n{n}-seed{seed}-noise{label_noise}-g{_generator_hash()}"
         corpus = folder / "corpus.jsonl"
         if not corpus.exists():
             write_corpus(folder, n=n, seed=seed, label_noise=label_noise)
