@@ -142,3 +142,28 @@ def test_readme_documents_tags_and_counts(golden: list[Example]) -> None:
     assert tag_table == {t: tag_counts[t] for t in TAGS}
     label_table = _readme_table("label")
     assert label_table == dict(Counter(ex.label for ex in golden))
+
+
+def _specific(text: str) -> bool:
+    """Long enough that two people writing it word for word is unlikely (not "hi", "refund")."""
+    from mangaassist.data.normalize import dedup_key
+
+    if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", text):
+        return len(dedup_key(text)) >= 11  # no spaces to count: characters, punctuation aside
+    return len(text.split()) >= 4
+
+
+def test_no_golden_message_is_copied_into_the_generator(golden: list[Example]) -> None:
+    # The golden set measures how the model does on messages no generator produced; a
+    # phrasing bank holding one of them verbatim would turn it into a training example.
+    from mangaassist.data.generator.phrasings import BANKS
+    from mangaassist.data.normalize import dedup_key
+
+    phrasings = [
+        text
+        for bank in BANKS.values()
+        for text in (*bank.single, *(t for t, _ in bank.built_in_multi), *bank.japanese)
+    ]
+    keys = {dedup_key(text) for text in phrasings}
+    copied = [ex.text for ex in golden if _specific(ex.text) and dedup_key(ex.text) in keys]
+    assert copied == []

@@ -140,7 +140,6 @@ ABOUT_THE_BOT: list[str] = [
     "what's up",
     "how are you",
     "you're kinda cute for a bot",
-    "tell me a joke",
     "tell me a manga joke",
     "say something funny",
     "do you dream of electric sheep",

@@ -312,8 +312,6 @@ JAPANESE: list[str] = [
     "kojin jouhou ga moreteru",
     "real person to hanashitai onegai",
     "human onegai shimasu",
-    "責任者を出してください",
-    "オペレーターにつないでください",
     "人と話したいです、ボットじゃなくて",
     "何回問い合わせても返事が来ません",
     "パスワードが勝手に変更されてました",
@@ -357,10 +355,10 @@ JAPANESE: list[str] = [
 
 SYNTHETIC: list[str] = [
     "I would like to speak with a human agent.",
+    "I wish to lodge an official complaint about my order.",
     "This is unacceptable. I want to talk to a manager.",
     "I am going to file a chargeback with my bank.",
     "Someone has accessed my account without permission.",
-    "I want to file a formal complaint.",
     "Please connect me to a customer service representative.",
     "I have asked about this three times and nobody has helped me.",
     "I will be contacting my lawyer about this issue.",

@@ -169,7 +169,6 @@ PHRASES: list[str] = [
     "{genre} under {price}",
     # release window, lists
     "what came out this week",
-    "new releases this week",
     "what's releasing next month",
     "upcoming releases for {month}",
     "manga coming out in {month}",
@@ -345,7 +344,6 @@ JAPANESE: list[str] = [
     "new releases misete kudasai",
     "box set no ichiran",
     "予約できる漫画の一覧",
-    "日本語の原書も売ってますか",
     "日本語版の漫画は置いてますか",
     "{author_jp}の新作ありますか",
     "{author_jp}先生の本、他に何がありますか",
