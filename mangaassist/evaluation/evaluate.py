@@ -25,7 +25,7 @@ import numpy as np
 from mangaassist.errors import UserError
 from mangaassist.evaluation import calibration as cal
 from mangaassist.evaluation import confusion, fallback, metrics
-from mangaassist.evaluation.latency import measure_latency
+from mangaassist.evaluation.latency import latency_as_served
 from mangaassist.evaluation.settings import EvalSettings
 from mangaassist.evaluation.significance import bootstrap_ci
 
@@ -200,7 +200,8 @@ def evaluate_run(
     Args:
         run: has ``model``, ``tokenizer``, ``labels``, ``config`` and ``predict_logits``.
         examples: :class:`~mangaassist.data.schema.Example` objects with labels the run knows.
-        time_it: measure batch-1 latency on (up to ``latency.max_messages`` of) these messages.
+        time_it: measure batch-1 latency on (up to ``latency.max_messages`` of) these messages,
+            on ``latency.runtime`` (ONNX Runtime by default; the result names the runtime).
     """
     s = settings or EvalSettings()
     if not examples:
@@ -210,22 +211,9 @@ def evaluate_run(
     y_true = np.array([index[ex.label] for ex in examples])
     logits = run.predict_logits(texts)
     latency = None
-    if time_it:
-        try:
-            from mangaassist.data.normalize import normalize_text as preprocess
-        except ImportError:  # serving normalises the same way; absent only in stripped installs
-            preprocess = None
-        latency = measure_latency(
-            run.model,
-            run.tokenizer,
-            texts,
-            int(run.config.model.max_length),
-            num_threads=s.latency.num_threads,
-            warmup=s.latency.warmup,
-            max_messages=s.latency.max_messages,
-            preprocess=preprocess,
-            temperature=calibration.temperature if calibration else 1.0,
-        )
+    if time_it:  # on the serving runtime (latency.runtime), batch 1
+        t = calibration.temperature if calibration else 1.0
+        latency = latency_as_served(run, texts, s.latency, temperature=t)
     ev = evaluate_arrays(
         logits,
         y_true,

@@ -165,7 +165,8 @@ def render_model_card(version: str, folder: Path) -> str:
     out += ["", "## Latency", ""]
     if lat:
         out.append(
-            f"Batch 1, {lat['num_threads']} thread(s), {lat['n']} messages: P50 "
+            f"Batch 1 on {lat.get('runtime', 'torch')}, {lat['num_threads']} thread(s), "
+            f"{lat['n']} messages: P50 "
             f"{lat['p50_ms']:.2f} ms, P95 {lat['p95_ms']:.2f} ms, P99 {lat['p99_ms']:.2f} ms "
             f"(budget {lat.get('budget_ms', 15):g} ms)."
         )

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mangaassist.errors import UserError
 
+RUNTIMES = ("onnxruntime", "torch")  # what latency times: the serving runtime or PyTorch eager
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 EVAL_YAML = CONF_DIR / "evaluation" / "default.yaml"
 GATES_YAML = CONF_DIR / "gates" / "default.yaml"
@@ -50,6 +51,15 @@ class LatencySettings:
     warmup: int = 20
     max_messages: int = 300
     budget_ms: float = 15.0
+    runtime: str = "onnxruntime"
+    parity_atol: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise UserError(
+                f"evaluation.latency.runtime: {self.runtime!r} is not one of {list(RUNTIMES)}; "
+                "use onnxruntime (as served) or torch (PyTorch eager)"
+            )
 
 
 @dataclass(frozen=True)
