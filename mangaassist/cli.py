@@ -13,7 +13,12 @@ import sys
 from mangaassist.errors import UserError
 
 # Stage modules that expose ``register(subparsers)``, in the direction of flow.
-STAGE_CLIS = ("mangaassist.data.cli", "mangaassist.evaluation.cli", "mangaassist.comparison.cli")
+STAGE_CLIS = (
+    "mangaassist.data.cli",
+    "mangaassist.evaluation.cli",
+    "mangaassist.comparison.cli",
+    "mangaassist.export.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
