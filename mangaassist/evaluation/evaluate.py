@@ -71,7 +71,7 @@ def evaluate_arrays(
         rare: rare class names.
         calibration: temperature and fallback policy; None = T 1.0 and the configured defaults.
         settings: evaluation settings; None = the built-in defaults.
-        latency: a :func:`measure_latency` result, or None when not measured.
+        latency: a :func:`~mangaassist.evaluation.latency.latency_as_served` result, or None.
     """
     s = settings or EvalSettings()
     logits, y_true = np.asarray(logits, dtype=np.float64), np.asarray(y_true, dtype=np.int64)
