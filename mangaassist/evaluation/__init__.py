@@ -10,7 +10,8 @@ a model do not pay for importing torch:
 - :func:`calibrate`, :func:`fit_temperature`, :func:`expected_calibration_error`,
   :class:`Calibration`: temperature scaling and calibration.json.
 - :class:`FallbackPolicy`, :func:`choose_thresholds`: low-confidence and ambiguity routing.
-- :func:`measure_latency`: batch-1 latency as served.
+- :func:`measure_latency`: batch-1 latency of the PyTorch model;
+  ``latency.latency_as_served`` times the configured serving runtime (ONNX Runtime by default).
 - :func:`decide`, :class:`Scores`: promotion gates; :func:`select_checkpoint`.
 - :class:`Registry`, :func:`tokenizer_sha256`: versions, champion, history.
 - :func:`rare_classes`, :func:`classification_metrics`.
