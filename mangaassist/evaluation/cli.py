@@ -65,7 +65,25 @@ def _gate(args: argparse.Namespace) -> int:
     )
     for line in format_decision(decision):
         print(line)
+    if decision.promote and args.promote:
+        _register_and_promote(args.candidate, Registry(args.root), decision.reason)
     return 0 if decision.promote else 1
+
+
+def _register_and_promote(candidate: str, reg, reason: str) -> None:
+    """After promote=yes: register a run directory (a version is already in), then promote it."""
+    from mangaassist.evaluation.model_card import render_model_card
+    from mangaassist.evaluation.promotion import resolve_model
+
+    path, name = resolve_model(candidate, reg)
+    if path.resolve().parent != (reg.root / "versions").resolve():
+        name = reg.register(
+            path, extra_files=lambda v, folder: {"MODEL_CARD.md": render_model_card(v, folder)}
+        )
+        print(f"[REGISTRY] event=register version={name} source={path} root={reg.root}")
+    before = reg.champion()
+    reg.promote(name, reason=f"gate: {reason}")
+    print(f"[REGISTRY] event=promote version={name} from={before or 'none'}")
 
 
 def _registry_list(args: argparse.Namespace) -> int:
@@ -163,6 +181,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     gt.add_argument("--gates", help="gate settings YAML (default conf/gates/default.yaml)")
     gt.add_argument("--eval-config", help="evaluation settings YAML (default conf/evaluation)")
     gt.add_argument("--root", type=Path, default=None, help=root_help)
+    gt.add_argument(
+        "--promote",
+        action="store_true",
+        help="on promote=yes, register the candidate (if a run directory) and make it champion",
+    )
     gt.set_defaults(func=_gate)
 
     reg = sub.add_parser("registry", help="list, register, promote, roll back model versions")

@@ -146,6 +146,25 @@ def test_registry_and_gate_commands(trained, tmp_path, capsys, monkeypatch):
     assert "[PATH] floors=pass -> champion=v1 -> regressions=none" in out
 
 
+def test_gate_promote_flag_acts_only_on_a_pass(trained, tmp_path, capsys, monkeypatch):
+    root = tmp_path / "reg"
+    monkeypatch.setenv("MANGAASSIST_REGISTRY", str(root))
+    gates = tmp_path / "gates.yaml"
+    gates.write_text(PERMISSIVE)
+    small = ["--eval-config", str(trained.parent / "eval.yaml")]
+
+    # Rejected (shipped golden floors): nothing registered, no champion.
+    assert main(["gate", str(trained), "--promote", *small]) == 1
+    assert not (root / "versions" / "v1").exists()
+    # Passed: the run is registered as v1 and becomes the champion in one step.
+    assert main(["gate", str(trained), "--promote", "--gates", str(gates), *small]) == 0
+    out = capsys.readouterr().out
+    assert "event=register version=v1" in out and "event=promote version=v1 from=none" in out
+    assert (root / "versions" / "v1" / "MODEL_CARD.md").is_file()
+    assert main(["registry", "list"]) == 0
+    assert "* v1" in capsys.readouterr().out
+
+
 def test_console_entry_point_exit_code(tmp_path):
     toy = write_toy_jsonl(tmp_path / "toy.jsonl", n_per_class=1)
     proc = subprocess.run(
