@@ -113,12 +113,18 @@ def test_evaluate_bad_inputs_exit_2_with_a_named_problem(trained, tmp_path, caps
     assert not Path(out).exists()  # nothing written for a rejected input
 
 
-def test_registry_and_gate_commands(trained, tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def gate_env(trained, tmp_path, monkeypatch) -> tuple[Path, Path, list[str]]:
+    """A registry under tmp_path, permissive gates, and the tiny run's small eval settings."""
     root = tmp_path / "reg"
     monkeypatch.setenv("MANGAASSIST_REGISTRY", str(root))
     gates = tmp_path / "gates.yaml"
     gates.write_text(PERMISSIVE)
-    small = ["--eval-config", str(trained.parent / "eval.yaml")]
+    return root, gates, ["--eval-config", str(trained.parent / "eval.yaml")]
+
+
+def test_registry_and_gate_commands(trained, gate_env, capsys):
+    root, gates, small = gate_env
 
     # No champion: only the absolute floors apply (permissive here) -> promote=yes, exit 0.
     assert main(["gate", str(trained), "--gates", str(gates), *small]) == 0
@@ -146,12 +152,8 @@ def test_registry_and_gate_commands(trained, tmp_path, capsys, monkeypatch):
     assert "[PATH] floors=pass -> champion=v1 -> regressions=none" in out
 
 
-def test_gate_promote_flag_acts_only_on_a_pass(trained, tmp_path, capsys, monkeypatch):
-    root = tmp_path / "reg"
-    monkeypatch.setenv("MANGAASSIST_REGISTRY", str(root))
-    gates = tmp_path / "gates.yaml"
-    gates.write_text(PERMISSIVE)
-    small = ["--eval-config", str(trained.parent / "eval.yaml")]
+def test_gate_promote_flag_acts_only_on_a_pass(trained, gate_env, capsys):
+    root, gates, small = gate_env
 
     # Rejected (shipped golden floors): nothing registered, no champion.
     assert main(["gate", str(trained), "--promote", *small]) == 1
