@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Sampler
 from transformers import PreTrainedTokenizerBase
 
 from mangaassist.data.normalize import normalize_text
-from mangaassist.data.schema import Example, write_examples
+from mangaassist.data.schema import Example, example_line, write_examples
 from mangaassist.data.sources import Source
 from mangaassist.data.splits import format_split_report, split_examples, split_report
 from mangaassist.errors import UserError
@@ -107,7 +107,7 @@ def _sha256_lines(examples: list[Example]) -> str:
     """sha256 of the examples as :func:`write_examples` would write them (byte-stable)."""
     digest = hashlib.sha256()
     for ex in examples:
-        digest.update((json.dumps(ex.to_dict(), ensure_ascii=False) + "\n").encode("utf-8"))
+        digest.update(example_line(ex).encode("utf-8"))
     return digest.hexdigest()
 
 

@@ -173,10 +173,15 @@ def read_examples(
     return examples
 
 
+def example_line(ex: Example) -> str:
+    """One JSON line of ``ex`` as :func:`write_examples` writes it (fixed key order, UTF-8 text)."""
+    return json.dumps(ex.to_dict(), ensure_ascii=False) + "\n"
+
+
 def write_examples(examples: list[Example], path: str | Path) -> None:
     """Write examples as JSON lines (UTF-8, keys in a fixed order, so output is byte-stable)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:
         for ex in examples:
-            f.write(json.dumps(ex.to_dict(), ensure_ascii=False) + "\n")
+            f.write(example_line(ex))

@@ -64,14 +64,18 @@ def common_keys(examples: list[Example], max_shared: int) -> set[str]:
     return {key for key, where in convs.items() if len(where) > max_shared}
 
 
-def example_groups(examples: list[Example], max_shared: int = 3) -> list[list[int]]:
+def example_groups(
+    examples: list[Example], max_shared: int = 3, common: set[str] | None = None
+) -> list[list[int]]:
     """Indices of examples that must share a split, each group sorted, groups by first index.
 
     Examples sharing a non-empty ``conversation_id`` or a :func:`dedup_key` form one group;
     an example without ``conversation_id`` is its own conversation. Keys in more than
-    ``max_shared`` conversations (see :func:`common_keys`) do not link.
+    ``max_shared`` conversations (see :func:`common_keys`; pass ``common`` when already
+    computed) do not link.
     """
-    common = common_keys(examples, max_shared)
+    if common is None:
+        common = common_keys(examples, max_shared)
     uf = _UnionFind(len(examples))
     first_of: dict[tuple[str, str], int] = {}
     for i, ex in enumerate(examples):
@@ -132,7 +136,8 @@ def split_examples(
     names = _check_fractions(fractions)
     if not examples:
         raise UserError("no examples to split; the input file is empty")
-    groups = example_groups(examples, max_shared)
+    common = common_keys(examples, max_shared)
+    groups = example_groups(examples, common=common)
     group_labels = [Counter(examples[i].label for i in g) for g in groups]
     label_total = Counter(ex.label for ex in examples)
     labels = sorted(label_total)
@@ -192,7 +197,7 @@ def split_examples(
     for g, split in assigned.items():
         for i in groups[g]:
             split_of[i] = split
-    _drop_stray_copies(examples, split_of, names, max_shared)
+    _drop_stray_copies(examples, split_of, names, common)
     parts = {
         s: [ex for ex, where in zip(examples, split_of, strict=True) if where == s] for s in names
     }
@@ -210,14 +215,13 @@ def split_examples(
 
 
 def _drop_stray_copies(
-    examples: list[Example], split_of: list[str], names: list[str], max_shared: int
+    examples: list[Example], split_of: list[str], names: list[str], common: set[str]
 ) -> None:
     """Blank ``split_of`` for copies of common messages outside their majority split.
 
     Ties go to the earlier split in ``names`` (train before val before test), so a common
     message is kept where the model learns it rather than where it is scored.
     """
-    common = common_keys(examples, max_shared)
     where: dict[str, list[int]] = defaultdict(list)
     for i, ex in enumerate(examples):
         key = dedup_key(ex.text)
