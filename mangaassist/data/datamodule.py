@@ -126,6 +126,10 @@ class IntentDataModule(L.LightningDataModule):
         sampler: None, or ``balanced`` to draw each class equally often (oversampling).
         rare_below: classes below this share of train are rare (their recall is watched).
         seed: for the carving and the batch order.
+        refit: train on train + val once the settings are chosen (the usual last step of
+            tuning on a carved validation split). Validation is still scored each epoch but
+            on seen data, so pick the checkpoint by epoch count (``monitor: null``), and
+            ``val.jsonl`` is not written, so no temperature is fitted on training data.
     """
 
     def __init__(
@@ -142,6 +146,7 @@ class IntentDataModule(L.LightningDataModule):
         rare_below: float = 0.05,
         seed: int = 0,
         num_workers: int = 0,
+        refit: bool = False,
     ) -> None:
         super().__init__()
         if sampler not in (None, "balanced"):
@@ -165,6 +170,15 @@ class IntentDataModule(L.LightningDataModule):
         self.split_report["input_sha256"] = _sha256_lines(given)
         self.split_report["split_sha256"] = {k: _sha256_lines(v) for k, v in self.splits.items()}
         print(format_split_report(self.split_report).splitlines()[-1], flush=True)
+        self.refit = refit
+        if refit:
+            self.splits["train"] = self.splits["train"] + self.splits["val"]
+            self.split_report["refit_on_val"] = True
+            print(
+                f'[DATA] refit=true train={len(self.splits["train"])} note="training on '
+                'train + val; validation figures are on seen data"',
+                flush=True,
+            )
         counts = Counter(e.label for e in self.splits["train"])
         self.class_counts = [counts.get(label, 0) for label in self.labels]
         empty = [lab for lab, n in zip(self.labels, self.class_counts, strict=True) if n == 0]
@@ -260,6 +274,7 @@ class IntentDataModule(L.LightningDataModule):
     def save_splits(self, folder: Path) -> None:
         """Write the val and test examples used, and the split report (parity, leakage)."""
         for split in ("val", "test"):
-            write_examples(self.splits[split], Path(folder) / f"{split}.jsonl")
+            name = "val_seen_in_training" if split == "val" and self.refit else split
+            write_examples(self.splits[split], Path(folder) / f"{name}.jsonl")
         (Path(folder) / "split_report.json").write_text(json.dumps(self.split_report, indent=1))
         (Path(folder) / "split_report.txt").write_text(format_split_report(self.split_report))

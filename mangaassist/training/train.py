@@ -53,7 +53,8 @@ def build(
         scheduler=instantiate(cfg.optim.scheduler),
         rare=rare_class_indices(dm.class_counts, dm.rare_below),
     )
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    # A callback set to null on the command line (callbacks.early_stopping=null) is off.
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks += list(extra_callbacks)
     for cb in callbacks:
         if isinstance(cb, EpochReport):

@@ -174,3 +174,24 @@ def test_ddp_two_cpu_processes(tmp_path, toy_file):
     assert "test/acc" in metrics and "val/macro_f1" in metrics
     log = res.stderr + res.stdout
     assert "distributed_backend=gloo" in log and "Starting with 2 processes" in log
+
+
+def test_refit_trains_on_train_plus_val_and_fits_no_temperature(tiny_cfg, capsys):
+    # The last step of tuning on a carved val split: train on everything, keep the last epoch.
+    cfg = tiny_cfg(
+        "data.module.refit=true",
+        "callbacks.checkpoint.monitor=null",
+        "callbacks.early_stopping=null",
+        "trainer.max_epochs=1",
+    )
+    metrics = train(cfg)
+    run = Path(cfg.paths.output_dir)
+    out = capsys.readouterr().out
+    seen = len((run / "data" / "val_seen_in_training.jsonl").read_text().splitlines())
+    train_n = int(out.split("[DATA] refit=true train=")[1].split()[0])
+    carved = int(out.split("[SPLIT] train=")[1].split()[0])
+    assert train_n == carved + seen
+    # No data/val.jsonl: the evaluation stage must not fit a temperature on training data.
+    assert not (run / "data" / "val.jsonl").exists()
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+    assert np.isfinite(metrics["test/acc"])
