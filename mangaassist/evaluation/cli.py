@@ -17,10 +17,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     # Check the cheap things (files, labels) before importing torch and loading the model.
     model_dir = artifacts.check_run_dir(args.model)
     labels = artifacts.read_labels(model_dir)
-    examples = artifacts.read_labelled(args.data, labels, model_dir)
+    from mangaassist.evaluation.out_of_scope import read_scoped
+
+    # CLINC150-style `oos` lines are scored apart, by the fallback threshold (as post_train).
+    examples, oos = read_scoped(args.data, labels, model_dir)
 
     from mangaassist.evaluation.after_training import fit_calibration
     from mangaassist.evaluation.evaluate import evaluate_run, log_line, write_evaluation
+    from mangaassist.evaluation.out_of_scope import evaluate_out_of_scope, oos_log_line
     from mangaassist.evaluation.settings import load_eval_settings
 
     config = artifacts.read_config(model_dir)
@@ -39,6 +43,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         settings=settings,
         time_it=not args.no_latency,
     )
+    if oos:
+        ev.metrics["out_of_scope"] = evaluate_out_of_scope(
+            run, oos, ev, top=settings.report.top_errors
+        )
     report = write_evaluation(
         ev,
         Path(args.out),
@@ -46,6 +54,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         context={"model": str(model_dir), "data": str(args.data)},
     )
     print(log_line(ev.metrics, "EVAL", Path(args.data).stem))
+    if oos:
+        print(oos_log_line(ev.metrics["out_of_scope"], Path(args.data).stem))
     print(f"[REPORT] path={report} metrics={Path(args.out) / 'metrics.json'}")
     return 0
 

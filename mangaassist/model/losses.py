@@ -48,26 +48,41 @@ class FocalLoss(nn.Module):
         gamma: focusing parameter; 0 gives (weighted) cross-entropy.
         weight: ``(C,)`` class weights alpha, or None for 1.
         reduction: ``mean``, ``sum`` or ``none``.
+        label_smoothing: eps; the target becomes ``(1 - eps) one_hot + eps / C`` and each
+            class's focal term counts with that mass (gamma = 0 gives
+            :class:`torch.nn.CrossEntropyLoss` with the same ``label_smoothing``).
     """
 
     def __init__(
-        self, gamma: float = 2.0, weight: Tensor | None = None, reduction: str = "mean"
+        self,
+        gamma: float = 2.0,
+        weight: Tensor | None = None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
         if gamma < 0:
             raise ValueError(f"gamma must be >= 0, got {gamma}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.gamma = gamma
         self.reduction = reduction
+        self.label_smoothing = label_smoothing
         self.register_buffer("weight", None if weight is None else torch.as_tensor(weight).float())
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         """``logits`` (B, C), ``target`` (B,) class indices -> loss (scalar, or (B,) for none)."""
-        log_p_t = (
-            F.log_softmax(logits.float(), dim=-1).gather(1, target[:, None]).squeeze(1)
-        )  # (B,)
+        log_p = F.log_softmax(logits.float(), dim=-1)  # (B, C)
+        log_p_t = log_p.gather(1, target[:, None]).squeeze(1)  # (B,)
         loss = -((1.0 - log_p_t.exp()) ** self.gamma) * log_p_t
         alpha_t = self.weight[target] if self.weight is not None else torch.ones_like(loss)
         loss = alpha_t * loss
+        if self.label_smoothing > 0:
+            eps, n_classes = self.label_smoothing, logits.shape[-1]
+            per_class = -((1.0 - log_p.exp()) ** self.gamma) * log_p  # (B, C)
+            if self.weight is not None:
+                per_class = per_class * self.weight
+            loss = (1.0 - eps) * loss + eps / n_classes * per_class.sum(dim=1)
         if self.reduction == "none":
             return loss
         if self.reduction == "sum":

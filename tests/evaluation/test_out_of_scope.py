@@ -105,3 +105,15 @@ def test_post_train_still_rejects_other_unknown_labels(oos_run, tmp_path):
     (bad / "data" / "test.jsonl").write_text('{"text": "will it rain", "label": "weather"}\n')
     with pytest.raises(UserError, match=re.escape("does not know: {'weather': 1}")):
         post_train(bad)
+
+
+def test_evaluate_cli_scores_oos_apart(oos_run, tmp_path, capsys):
+    # `mangaassist evaluate` on a CLINC150-style test file: `oos` lines go to the OOS figures.
+    from mangaassist.cli import main
+
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", str(oos_run), "--data", str(oos_run / "data" / "test.jsonl")]
+    assert main([*args, "--out", str(out), "--no-latency"]) == 0
+    assert "n_oos=12 oos_recall=" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["out_of_scope"]["n_oos"] == 12 and "oos" not in metrics["labels"]

@@ -79,3 +79,23 @@ def test_class_weights_reject_empty_class():
 def test_negative_gamma_rejected():
     with pytest.raises(ValueError, match="gamma"):
         FocalLoss(gamma=-1)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_label_smoothing_at_gamma_zero_equals_torch_cross_entropy(weighted):
+    torch.manual_seed(0)
+    logits, target = torch.randn(16, 5), torch.randint(0, 5, (16,))
+    weight = torch.rand(5) if weighted else None
+    ours = FocalLoss(gamma=0.0, weight=weight, label_smoothing=0.1)(logits, target)
+    ref = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=0.1)(logits, target)
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+def test_label_smoothing_pulls_a_confident_right_answer_up():
+    # eps moves target mass to the other classes, so a near-one-hot prediction costs more.
+    logits, target = torch.tensor([[8.0, 0.0, 0.0]]), torch.tensor([0])
+    plain = FocalLoss(gamma=2.0)(logits, target)
+    smoothed = FocalLoss(gamma=2.0, label_smoothing=0.1)(logits, target)
+    assert smoothed.item() > plain.item()
+    with pytest.raises(ValueError, match="label_smoothing"):
+        FocalLoss(label_smoothing=1.0)
