@@ -19,7 +19,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
 # Columns after the parameters, taken from the metrics train() returned (user_attrs).
-_METRICS = ("best_epoch", "epochs_trained", "val/acc", "val/rare_recall", "test/macro_f1")
+_METRICS = ("best_epoch", "epochs_trained", "val/acc", "val/rare_recall")
 
 
 def _fmt(value: Any) -> str:

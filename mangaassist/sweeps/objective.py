@@ -134,6 +134,11 @@ class Objective:
         metric: str,
         study_name: str,
     ) -> None:
+        if metric.startswith("test/"):
+            raise UserError(
+                f"metric={metric}: a sweep tunes on validation, never on the test split; "
+                "use a val/ metric (e.g. val/macro_f1) and score the test split once at the end"
+            )
         self.conf_dir = Path(conf_dir)
         self.sweep_dir = Path(sweep_dir)
         self.space = space
@@ -172,7 +177,11 @@ class Objective:
         trial.set_user_attr("run_dir", str(run_dir))
         if run_dir.exists():  # left by an earlier study of the same name whose DB was deleted
             shutil.rmtree(run_dir)
-        bookkeeping = [f"group={self.study_name}", f"run_name={self.study_name}-t{trial.number}"]
+        bookkeeping = [
+            f"group={self.study_name}",
+            f"run_name={self.study_name}-t{trial.number}",
+            "test_after_fit=false",  # trials see train + val only: the test split is for the end
+        ]
         cfg = compose_train(self.conf_dir, [*overrides, *bookkeeping], run_dir)
         pruning = PruningCallback(trial, self.metric.removeprefix("best/"))
         ok = False

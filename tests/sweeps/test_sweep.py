@@ -65,6 +65,8 @@ def test_sweep_stores_summarises_and_resumes(tmp_path, toy_file, capsys):
     run0 = Path(study.trials[0].user_attrs["run_dir"])
     assert run0 == out / "trials" / "0" and (run0 / "metrics.json").exists()
     assert OmegaConf.load(run0 / "config.yaml").run_name == "gamma_lr_decay-t0"
+    # Trials never score the test split: it is for the final run only.
+    assert not [k for k in json.loads((run0 / "metrics.json").read_text()) if "test/" in k]
 
     # The best trial's experiment file composes back into its training config.
     best = study.best_trial
@@ -138,6 +140,14 @@ def test_bad_override_stops_before_any_trial(tmp_path, toy_file, extra, message)
     with pytest.raises(UserError, match=message):
         run_sweep(sweep_cfg(out, base_overrides(toy_file, *extra), "n_trials=2"), CONF)
     assert not (out / "study.db").exists()
+
+
+def test_a_test_split_metric_is_refused(tmp_path, toy_file):
+    out = tmp_path / "sw"
+    cfg = sweep_cfg(out, base_overrides(toy_file), "n_trials=1", "metric=test/macro_f1")
+    with pytest.raises(UserError, match="never on the test split"):
+        run_sweep(cfg, CONF)
+    assert not (out / "trials").exists()
 
 
 def test_user_error_in_a_trial_stops_the_sweep(tmp_path):
