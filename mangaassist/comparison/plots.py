@@ -71,8 +71,11 @@ def headline_bars(
         ax.bar(x + (i - (n_metrics - 1) / 2) * width, heights, width, label=metric)
     ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("%")
-    ax.set_ylim(0, 100)
-    ax.set_title("headline metrics")
+    # Runs differ by a few points: start the axis 5 below the lowest bar (a multiple of 5).
+    shown = [100 * v for vals in values.values() for v in vals if v is not None]
+    low = max(0.0, 5 * np.floor((min(shown) - 5) / 5)) if shown else 0.0
+    ax.set_ylim(low, 100)
+    ax.set_title("headline metrics" + (f" (axis from {low:.0f}%)" if low else ""))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, Path(path))
