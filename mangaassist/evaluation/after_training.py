@@ -24,6 +24,7 @@ from mangaassist.evaluation.artifacts import (
     rare_below,
     read_config,
     read_labelled,
+    read_scoped,
     run_rare_classes,
 )
 from mangaassist.evaluation.calibration import (
@@ -38,7 +39,6 @@ from mangaassist.evaluation.out_of_scope import (
     merge_run_metrics,
     oos_headline,
     oos_log_line,
-    read_scoped,
 )
 from mangaassist.evaluation.settings import EvalSettings, load_eval_settings
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from mangaassist.data.schema import Example, read_examples
+from mangaassist.data.sources import OOS
 from mangaassist.errors import UserError
 
 # Files the model needs; training's load_run checks the same list, we name all gaps at once.
@@ -97,6 +98,24 @@ def read_calibration(run_dir: Path):  # -> Calibration | None
     return Calibration.load(path) if path.is_file() else None
 
 
+def _check_known(
+    examples: Sequence[Example],
+    labels: Sequence[str],
+    path: str | Path,
+    model: str | Path,
+    oos_ok: bool = False,
+) -> None:
+    """Raise naming every label outside ``labels`` (``oos`` too, unless ``oos_ok``)."""
+    known = set(labels) | ({OOS} if oos_ok else set())
+    unknown = Counter(ex.label for ex in examples if ex.label not in known)
+    if unknown:
+        raise UserError(
+            f"{path}: labels the model does not know: {dict(unknown.most_common())}; "
+            f"{model} was trained on {list(labels)}. Evaluate on a file with those labels"
+            + (f" (only '{OOS}' is accepted as out-of-scope)" if oos_ok else "")
+        )
+
+
 def read_labelled(
     path: str | Path, labels: Sequence[str], model: str | Path = "the model"
 ) -> list[Example]:
@@ -107,13 +126,32 @@ def read_labelled(
             (all of them listed with counts).
     """
     examples = read_examples(path)
-    unknown = Counter(ex.label for ex in examples if ex.label not in set(labels))
-    if unknown:
-        raise UserError(
-            f"{path}: labels the model does not know: {dict(unknown.most_common())}; "
-            f"{model} was trained on {list(labels)}. Evaluate on a file with those labels"
-        )
+    _check_known(examples, labels, path, model)
     return examples
+
+
+def split_out_of_scope(
+    examples: Sequence[Example], labels: Sequence[str], path: str | Path, model: str | Path
+) -> tuple[list[Example], list[Example]]:
+    """(in-scope, out-of-scope) examples; ``oos`` is out of scope only when not in ``labels``.
+
+    Out-of-scope queries (CLINC150's ``oos``) are scored apart, by the fallback threshold
+    (:mod:`mangaassist.evaluation.out_of_scope`).
+
+    Raises:
+        UserError: labels outside ``labels`` other than ``oos`` (all listed with counts).
+    """
+    _check_known(examples, labels, path, model, oos_ok=True)
+    known = set(labels)
+    oos = [ex for ex in examples if ex.label == OOS and OOS not in known]
+    return [ex for ex in examples if ex.label in known], oos
+
+
+def read_scoped(
+    path: str | Path, labels: Sequence[str], model: str | Path = "the model"
+) -> tuple[list[Example], list[Example]]:
+    """Read a labelled file and split it with :func:`split_out_of_scope`."""
+    return split_out_of_scope(read_examples(path), labels, path, model)
 
 
 def load_model_run(path: str | Path):  # -> mangaassist.training.run_dir.LoadedRun

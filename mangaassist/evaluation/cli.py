@@ -17,10 +17,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     # Check the cheap things (files, labels) before importing torch and loading the model.
     model_dir = artifacts.check_run_dir(args.model)
     labels = artifacts.read_labels(model_dir)
-    from mangaassist.evaluation.out_of_scope import read_scoped
-
     # CLINC150-style `oos` lines are scored apart, by the fallback threshold (as post_train).
-    examples, oos = read_scoped(args.data, labels, model_dir)
+    examples, oos = artifacts.read_scoped(args.data, labels, model_dir)
 
     from mangaassist.evaluation.after_training import fit_calibration
     from mangaassist.evaluation.evaluate import evaluate_run, log_line, write_evaluation

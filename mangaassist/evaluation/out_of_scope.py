@@ -29,15 +29,12 @@ Example:
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from mangaassist.data.schema import Example, read_examples
-from mangaassist.data.sources import OOS
-from mangaassist.errors import UserError
+from mangaassist.data.schema import Example
 from mangaassist.evaluation.calibration import softmax
 from mangaassist.evaluation.fallback import FallbackPolicy
 
@@ -51,33 +48,6 @@ HEADLINE = (
     "oos_auroc",
     "n_oos",
 )
-
-
-def split_out_of_scope(
-    examples: Sequence[Example], labels: Sequence[str], path: str | Path, model: str | Path
-) -> tuple[list[Example], list[Example]]:
-    """(in-scope, out-of-scope) examples; ``oos`` is out of scope only when not in ``labels``.
-
-    Raises:
-        UserError: labels outside ``labels`` other than ``oos`` (all listed with counts).
-    """
-    known = set(labels)
-    oos = [ex for ex in examples if ex.label == OOS and OOS not in known]
-    unknown = Counter(ex.label for ex in examples if ex.label not in known and ex.label != OOS)
-    if unknown:
-        raise UserError(
-            f"{path}: labels the model does not know: {dict(unknown.most_common())}; "
-            f"{model} was trained on {list(labels)}. Evaluate on a file with those labels "
-            f"(only '{OOS}' is accepted as out-of-scope)"
-        )
-    return [ex for ex in examples if ex.label in known], oos
-
-
-def read_scoped(
-    path: str | Path, labels: Sequence[str], model: str | Path = "the model"
-) -> tuple[list[Example], list[Example]]:
-    """Read a labelled file and split it with :func:`split_out_of_scope`."""
-    return split_out_of_scope(read_examples(path), labels, path, model)
 
 
 def score_out_of_scope(

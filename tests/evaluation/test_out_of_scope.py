@@ -13,8 +13,9 @@ import pytest
 from mangaassist.data.schema import Example
 from mangaassist.errors import UserError
 from mangaassist.evaluation import out_of_scope, post_train
+from mangaassist.evaluation.artifacts import split_out_of_scope
 from mangaassist.evaluation.fallback import FallbackPolicy
-from mangaassist.evaluation.out_of_scope import score_out_of_scope, split_out_of_scope
+from mangaassist.evaluation.out_of_scope import score_out_of_scope
 from mangaassist.training.train import train
 from tests.conftest import TINY, compose_cfg, write_toy_jsonl
 
