@@ -73,16 +73,14 @@ class FocalLoss(nn.Module):
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         """``logits`` (B, C), ``target`` (B,) class indices -> loss (scalar, or (B,) for none)."""
         log_p = F.log_softmax(logits.float(), dim=-1)  # (B, C)
-        log_p_t = log_p.gather(1, target[:, None]).squeeze(1)  # (B,)
-        loss = -((1.0 - log_p_t.exp()) ** self.gamma) * log_p_t
+        per_class = -((1.0 - log_p.exp()) ** self.gamma) * log_p  # (B, C) focal term
+        if self.weight is not None:
+            per_class = per_class * self.weight
+        # Target mass (B, C): one-hot, or (1 - eps) one-hot + eps / C with smoothing.
+        eps, n_classes = self.label_smoothing, logits.shape[-1]
+        mass = F.one_hot(target, n_classes).float() * (1.0 - eps) + eps / n_classes
+        loss = (mass * per_class).sum(dim=1)  # (B,)
         alpha_t = self.weight[target] if self.weight is not None else torch.ones_like(loss)
-        loss = alpha_t * loss
-        if self.label_smoothing > 0:
-            eps, n_classes = self.label_smoothing, logits.shape[-1]
-            per_class = -((1.0 - log_p.exp()) ** self.gamma) * log_p  # (B, C)
-            if self.weight is not None:
-                per_class = per_class * self.weight
-            loss = (1.0 - eps) * loss + eps / n_classes * per_class.sum(dim=1)
         if self.reduction == "none":
             return loss
         if self.reduction == "sum":
