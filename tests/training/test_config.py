@@ -86,3 +86,10 @@ def test_defaults_are_the_documented_ones(tmp_path):
     assert cfg.callbacks.checkpoint.monitor == "val/macro_f1"
     assert cfg.callbacks.early_stopping.monitor == "val/loss"
     assert Path(cfg.paths.output_dir) == tmp_path
+
+
+def test_averaging_is_off_unless_chosen(tmp_path):
+    assert compose_cfg([], tmp_path).callbacks.get("weight_averaging") is None
+    cfg = compose_cfg(["averaging=ema", "callbacks.weight_averaging.decay=0.99"], tmp_path)
+    cb = instantiate(cfg.callbacks.weight_averaging)
+    assert type(cb).__name__ == "EMAWeights" and cb.decay == 0.99
