@@ -31,7 +31,17 @@ METRIC_COLUMNS: tuple[tuple[str, str, Callable[[float | None], str]], ...] = (
     ("P95 ms", "latency/p95_ms", lambda v: num(v, 1)),
     ("train min", "train_minutes", lambda v: num(v, 1)),
 )
+P95 = "latency/p95_ms"
+# Latency differs by runtime (ONNX Runtime serves; PyTorch eager is slower): rows say which.
+RUNTIME_SHORT = {"onnxruntime": "ORT", "torch": "PyTorch"}
 BAR_METRICS = ("test/acc", "test/macro_f1", "test/rare_recall", "golden/acc")
+
+
+def _with_runtime(cell: str, r: RunRecord) -> str:
+    if r.metric(P95) is None:
+        return cell
+    runtime = r.latency_runtime
+    return f"{cell} ({RUNTIME_SHORT.get(runtime, runtime) if runtime else 'runtime ?'})"
 
 
 def run_labels(runs: Sequence[RunRecord]) -> list[str]:
@@ -64,7 +74,10 @@ def comparison_rows(runs: Sequence[RunRecord]) -> tuple[list[str], list[list[str
             else f"{epochs:.0f}" + ("" if best is None else f" (best {best:.0f})")
         )
         ident = [label, str(r.get("data.name", "?")), r.model, str(r.get("loss.name", "?"))]
-        rows.append([*ident, str(r.get("seed", "?")), ep, *(f(r.metric(k)) for _, k, f in columns)])
+        cells = [
+            _with_runtime(f(r.metric(k)), r) if k == P95 else f(r.metric(k)) for _, k, f in columns
+        ]
+        rows.append([*ident, str(r.get("seed", "?")), ep, *cells])
         raw.append(
             {
                 "run": label,
@@ -76,6 +89,11 @@ def comparison_rows(runs: Sequence[RunRecord]) -> tuple[list[str], list[list[str
                 "epochs_trained": epochs,
                 "best_epoch": best,
                 **{k: r.metric(k) for _, k, _ in columns},
+                **(
+                    {"latency/runtime": r.latency_runtime}
+                    if any(k == P95 for _, k, _ in columns)
+                    else {}
+                ),
             }
         )
     return headers, rows, raw

@@ -30,6 +30,7 @@ class ModelRow:
     quality: float | None = None
     p50_ms: float | None = None
     p95_ms: float | None = None
+    runtime: str | None = None  # what timed the latency; "a+b" when the runs differ
     params: int | None = None
     weights_mb: float | None = None
     peak_rss_mb: float | None = None
@@ -83,6 +84,8 @@ def model_rows(
         row = ModelRow(name, n=len(group), acc=_mean(group, "test/acc"))
         row.macro_f1, row.quality = _mean(group, "test/macro_f1"), _mean(group, s.quality_metric)
         row.p50_ms, row.p95_ms = _mean(group, "latency/p50_ms"), _mean(group, "latency/p95_ms")
+        timed = {r.latency_runtime or "runtime ?" for r in group if r.metric("latency/p95_ms")}
+        row.runtime = "+".join(sorted(timed)) or None
         row.params, row.weights_mb = weights_info(group[0].path)
         row.peak_rss_mb = _peak_rss(group)
         latency = getattr(row, s.capacity_latency)
@@ -129,7 +132,7 @@ def decide(rows: Sequence[ModelRow], s: ModelSettings) -> tuple[str, str]:
 
 def _cells(r: ModelRow, s: ModelSettings) -> list[str]:
     if r.unavailable:
-        return [r.model, "0", "not available", *[DASH] * 9, _short(r.unavailable)]
+        return [r.model, "0", "not available", *[DASH] * 10, _short(r.unavailable)]
     per_point = "reference" if r.usd_per_point is None and r.monthly_usd is not None else DASH
     if r.usd_per_point is not None:
         per_point = f"{r.usd_per_point:,.0f}"
@@ -140,6 +143,7 @@ def _cells(r: ModelRow, s: ModelSettings) -> list[str]:
         pct(r.macro_f1),
         num(r.p50_ms, 1),
         num(r.p95_ms, 1) + ("" if r.p95_ms is None or r.p95_ms < s.p95_budget_ms else " (over)"),
+        r.runtime or DASH,
         DASH if r.params is None else f"{r.params / 1e6:.1f}",
         num(r.weights_mb, 1),
         num(r.peak_rss_mb, 0),
@@ -157,8 +161,9 @@ def models_table(
     rows = model_rows(runs, failed, s)
     selected, reason = decide(rows, s)
     headers = [
-        "model", "runs", "acc %", "macro F1 %", "P50 ms", "P95 ms", "params (M)", "weights MB",
-        "train peak RSS MB", "instances", "USD/month", "USD/month per extra point", "note",
+        "model", "runs", "acc %", "macro F1 %", "P50 ms", "P95 ms", "runtime", "params (M)",
+        "weights MB", "train peak RSS MB", "instances", "USD/month", "USD/month per extra point",
+        "note",
     ]  # fmt: skip
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -169,8 +174,10 @@ def models_table(
         "",
         markdown(headers, [_cells(r, s) for r in rows]),
         "",
-        f"Latency: batch-1 as served (eval/summary.json, one thread). Cost: capacity per instance "
-        f"= {s.workers_per_instance} workers x 1000 / {lat} ms x {s.utilisation:g} utilisation; "
+        "Latency: batch-1 as served (eval/summary.json, one thread), on the runtime named beside "
+        "it (ONNX Runtime serves; PyTorch eager is slower: compare rows timed alike). "
+        f"Cost: capacity per instance = {s.workers_per_instance} workers x 1000 / {lat} ms "
+        f"x {s.utilisation:g} utilisation; "
         f"instances = max({s.min_instances}, ceil({s.target_rps:g} req/s / capacity)); "
         f"{s.instance_type} at ${s.price_per_hour:g}/hour x {s.hours_per_month:g} h/month. "
         f"Per extra point: extra USD/month per point of {s.quality_metric} over the cheapest "

@@ -54,6 +54,7 @@ class RunRecord:
     path: Path
     config: dict[str, Any]
     metrics: dict[str, float]
+    latency_runtime: str | None = None  # what the latency figures timed (onnxruntime, torch)
 
     def get(self, key: str, default: Any = None) -> Any:
         """A config value by dotted key (short names allowed), or ``default``."""
@@ -118,7 +119,19 @@ def load_run(path: Path) -> RunRecord:
     summary = path / "eval" / "summary.json"
     if summary.is_file():
         metrics |= _read_json(summary)
-    return RunRecord(path, config, metrics)  # type: ignore[arg-type]
+    return RunRecord(path, config, metrics, _latency_runtime(path))  # type: ignore[arg-type]
+
+
+def _latency_runtime(path: Path) -> str | None:
+    """The runtime named by the split evaluation that timed latency (``eval/<split>/``).
+
+    Runs evaluated before the runtime was recorded say nothing: None.
+    """
+    for split in sorted((path / "eval").glob("*/metrics.json")):
+        latency = _read_json(split).get("latency")
+        if isinstance(latency, dict) and latency.get("runtime"):
+            return str(latency["runtime"])
+    return None
 
 
 def _failed(path: Path) -> FailedRun:

@@ -23,18 +23,23 @@ def test_doctests(name):
 
 
 def test_compare_writes_table_csv_and_plots(make_run, tmp_path, capsys):
-    make_run("runs/a", loss="ce", seed=1, summary={"test/acc": 0.91, "latency/p95_ms": 12.0})
+    a = {"test/acc": 0.91, "latency/p95_ms": 12.0}
+    make_run("runs/a", loss="ce", seed=1, summary=a, runtime="onnxruntime")
     make_run("runs/b", loss="focal", seed=0, summary={"test/acc": 0.93, "golden/acc": 0.9})
+    make_run("runs/c", loss="ce", seed=2, summary={"test/acc": 0.9, "latency/p95_ms": 30.0})
     out = tmp_path / "cmp"
     assert main(["compare", str(tmp_path / "runs" / "*"), "--out", str(out), "--by", "loss"]) == 0
     printed = capsys.readouterr().out
     assert printed.splitlines()[0].split()[:6] == ["run", "data", "model", "loss", "seed", "epochs"]
-    assert "[COMPARE] runs=2" in printed
+    assert "[COMPARE] runs=3" in printed
     md = (out / "comparison.md").read_text()
     assert "| minilm-ce-s1 | mangaassist | minilm | ce | 1 | 3 (best 3) | 80.0 | 91.0 |" in md
     assert "golden acc" in md and "P95 ms" in md and "OOS recall" not in md  # columns in use
+    # Latency is only comparable between runs timed on one runtime: each row names it.
+    assert "| 12.0 (ORT) |" in md and "| 30.0 (runtime ?) |" in md
     rows = list(csv.DictReader((out / "comparison.csv").open()))
-    assert [r["loss"] for r in rows] == ["ce", "focal"]  # sorted by --by
+    assert [r["loss"] for r in rows] == ["ce", "ce", "focal"]  # sorted by --by
+    assert [r["latency/runtime"] for r in rows] == ["onnxruntime", "", ""]
     for name in ("headline", "curves_val_acc", "curves_val_macro_f1", "curves_val_loss"):
         assert (out / f"{name}.png").stat().st_size > 1000, name
         assert f"({name}.png)" in md

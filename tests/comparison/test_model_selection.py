@@ -44,7 +44,7 @@ def test_serving_cost_by_hand():
 
 @pytest.fixture
 def sweep(make_run, tmp_path):
-    make_run("sweep/0", model="minilm", summary=bench(0.90, 0.900, 10.0, 14.0))
+    make_run("sweep/0", model="minilm", summary=bench(0.90, 0.900, 10.0, 14.0), runtime="torch")
     make_run("sweep/1", model="distilbert", summary=bench(0.92, 0.908, 25.0, 30.0))
     job = tmp_path / "sweep" / "2"
     job.mkdir()
@@ -88,7 +88,12 @@ def test_table_files_and_lines(sweep, tmp_path):
     assert lines[-1].startswith('[DECISION] selected=minilm reason="cheapest model within')
     md = (tmp_path / "out" / "models.md").read_text()
     assert "| tinybert | 0 | not available |" in md and "| roberta_base | 0 | not available |" in md
-    assert "| 30.0 (over) |" in md and "| 465 |" in md and "**Decision:** selected=minilm" in md
+    assert (
+        "| 14.0 | torch |" in md
+        and "| 30.0 (over) | runtime ? |" in md
+        and "| 465 |" in md
+        and "**Decision:** selected=minilm" in md
+    )
     assert (tmp_path / "out" / "models.csv").read_text().startswith("model,n,acc,")
 
 
