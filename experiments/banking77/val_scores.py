@@ -1,0 +1,61 @@
+"""Validation accuracy and macro F1 of finished runs, fp32, and raw weights vs their EMA.
+
+A run trained with ``averaging=ema`` holds both weight sets from one training trajectory (the average
+in ``state_dict``, the raw weights in ``current_model_state``), so the difference between the
+two lines is the averaging alone, on the same messages (a paired comparison). Other runs print
+one (raw) line, scored the same way, to compare recipes on one validation split (same seed).
+
+    python experiments/banking77/val_scores.py outputs/<run> [outputs/<run> ...]
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+
+from mangaassist.evaluation.artifacts import read_labelled
+from mangaassist.training import load_run
+
+
+def score(run_dir: Path, ckpt: dict, key: str, texts: list[str]) -> np.ndarray:
+    """Predicted label ids for ``texts`` with the checkpoint's ``key`` weights, in fp32."""
+    with tempfile.TemporaryDirectory(dir=run_dir / "checkpoints") as tmp:
+        path = Path(tmp) / "weights.ckpt"
+        torch.save({"state_dict": ckpt[key]}, path)
+        run = load_run(run_dir, checkpoint=str(path.relative_to(run_dir)))
+    return run.predict_logits(texts).argmax(1)
+
+
+def main(run_dirs: list[str]) -> None:
+    for name in run_dirs:
+        run_dir = Path(name)
+        labels = load_run(run_dir).labels
+        examples = read_labelled(run_dir / "data/val.jsonl", labels)
+        gold = np.array([labels.index(e.label) for e in examples])
+        texts = [e.text for e in examples]
+        ckpt = torch.load(run_dir / "checkpoints/best.ckpt", map_location="cpu", weights_only=False)
+        averaged = "current_model_state" in ckpt
+        sets = (
+            [("raw", "current_model_state"), ("ema", "state_dict")]
+            if averaged
+            else [("raw", "state_dict")]
+        )
+        preds = {what: score(run_dir, ckpt, key, texts) for what, key in sets}
+        for what, pred in preds.items():
+            acc = 100 * accuracy_score(gold, pred)
+            f1 = 100 * f1_score(gold, pred, average="macro")
+            print(f"{run_dir.name} {what}: val acc {acc:.2f} macro F1 {f1:.2f} (n={len(gold)})")
+        if averaged:
+            raw, ema = preds["raw"], preds["ema"]
+            only_ema = int(((ema == gold) & (raw != gold)).sum())
+            only_raw = int(((raw == gold) & (ema != gold)).sum())
+            print(f"{run_dir.name} right only with ema: {only_ema}, only raw: {only_raw}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
