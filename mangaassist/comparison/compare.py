@@ -64,6 +64,7 @@ def comparison_rows(runs: Sequence[RunRecord]) -> tuple[list[str], list[list[str
     """Headers, formatted rows and raw CSV rows of the side-by-side table."""
     columns = [c for c in METRIC_COLUMNS if any(r.metric(c[1]) is not None for r in runs)]
     headers = ["run", "data", "model", "loss", "seed", "epochs", *(c[0] for c in columns)]
+    timed = any(k == P95 for _, k, _ in columns)
     rows, raw = [], []
     for label, r in zip(run_labels(runs), runs, strict=True):
         epochs = r.metric("epochs_trained")
@@ -89,11 +90,7 @@ def comparison_rows(runs: Sequence[RunRecord]) -> tuple[list[str], list[list[str
                 "epochs_trained": epochs,
                 "best_epoch": best,
                 **{k: r.metric(k) for _, k, _ in columns},
-                **(
-                    {"latency/runtime": r.latency_runtime}
-                    if any(k == P95 for _, k, _ in columns)
-                    else {}
-                ),
+                **({"latency/runtime": r.latency_runtime} if timed else {}),
             }
         )
     return headers, rows, raw
