@@ -1,9 +1,10 @@
 """Validation accuracy and macro F1 of finished runs, fp32, and raw weights vs their EMA.
 
-A run trained with ``averaging=ema`` holds both weight sets from one training trajectory (the average
-in ``state_dict``, the raw weights in ``current_model_state``), so the difference between the
-two lines is the averaging alone, on the same messages (a paired comparison). Other runs print
-one (raw) line, scored the same way, to compare recipes on one validation split (same seed).
+A run trained with ``averaging=ema`` holds both weight sets from one training trajectory (the
+average in ``state_dict``, the raw weights in ``current_model_state``), so the difference
+between the two lines is the averaging alone, on the same messages (a paired comparison).
+Other runs print one (raw) line, scored the same way, to compare recipes on one validation
+split (runs of one seed share it).
 
     python experiments/banking77/val_scores.py outputs/<run> [outputs/<run> ...]
 """
