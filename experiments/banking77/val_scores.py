@@ -12,7 +12,6 @@ split (runs of one seed share it).
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,30 +22,19 @@ from mangaassist.evaluation.artifacts import read_labelled
 from mangaassist.training import load_run
 
 
-def score(run_dir: Path, ckpt: dict, key: str, texts: list[str]) -> np.ndarray:
-    """Predicted label ids for ``texts`` with the checkpoint's ``key`` weights, in fp32."""
-    with tempfile.TemporaryDirectory(dir=run_dir / "checkpoints") as tmp:
-        path = Path(tmp) / "weights.ckpt"
-        torch.save({"state_dict": ckpt[key]}, path)
-        run = load_run(run_dir, checkpoint=str(path.relative_to(run_dir)))
-    return run.predict_logits(texts).argmax(1)
-
-
 def main(run_dirs: list[str]) -> None:
     for name in run_dirs:
         run_dir = Path(name)
-        labels = load_run(run_dir).labels
-        examples = read_labelled(run_dir / "data/val.jsonl", labels)
-        gold = np.array([labels.index(e.label) for e in examples])
+        run = load_run(run_dir)  # fp32, the checkpoint's state_dict (the average, if any)
+        examples = read_labelled(run_dir / "data/val.jsonl", run.labels)
+        gold = np.array([run.labels.index(e.label) for e in examples])
         texts = [e.text for e in examples]
         ckpt = torch.load(run_dir / "checkpoints/best.ckpt", map_location="cpu", weights_only=False)
         averaged = "current_model_state" in ckpt
-        sets = (
-            [("raw", "current_model_state"), ("ema", "state_dict")]
-            if averaged
-            else [("raw", "state_dict")]
-        )
-        preds = {what: score(run_dir, ckpt, key, texts) for what, key in sets}
+        preds = {"ema" if averaged else "raw": run.predict_logits(texts).argmax(1)}
+        if averaged:  # the same model with the raw weights of the same trajectory
+            run.model.load_state_dict(ckpt["current_model_state"], strict=False)
+            preds = {"raw": run.predict_logits(texts).argmax(1), **preds}
         for what, pred in preds.items():
             acc = 100 * accuracy_score(gold, pred)
             f1 = 100 * f1_score(gold, pred, average="macro")
