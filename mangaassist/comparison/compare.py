@@ -15,6 +15,7 @@ from mangaassist.comparison.runs import FailedRun, RunRecord, config_key
 from mangaassist.comparison.tables import console, markdown, num, pct
 from mangaassist.errors import UserError
 
+P95 = "latency/p95_ms"
 # (header, metric key, formatter); a column no run has is left out.
 METRIC_COLUMNS: tuple[tuple[str, str, Callable[[float | None], str]], ...] = (
     ("best val mF1", "best/val/macro_f1", pct),
@@ -28,10 +29,9 @@ METRIC_COLUMNS: tuple[tuple[str, str, Callable[[float | None], str]], ...] = (
     ("golden acc", "golden/acc", pct),
     ("golden mF1", "golden/macro_f1", pct),
     ("golden rare", "golden/rare_recall", pct),
-    ("P95 ms", "latency/p95_ms", lambda v: num(v, 1)),
+    ("P95 ms", P95, lambda v: num(v, 1)),
     ("train min", "train_minutes", lambda v: num(v, 1)),
 )
-P95 = "latency/p95_ms"
 # Latency differs by runtime (ONNX Runtime serves; PyTorch eager is slower): rows say which.
 RUNTIME_SHORT = {"onnxruntime": "ORT", "torch": "PyTorch"}
 BAR_METRICS = ("test/acc", "test/macro_f1", "test/rare_recall", "golden/acc")
