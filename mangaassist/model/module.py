@@ -1,9 +1,11 @@
-"""The intent classifier: a transformer encoder, a pooling choice, dropout and a linear head.
+"""The intent classifier: a transformer encoder, a pooling choice, dropout and a head.
 
 ``logits = W · dropout(pool(encoder(x))) + b``; probabilities are ``softmax(logits / T)`` with
 the temperature ``T`` a buffer carried in the checkpoint (1.0 until calibration fits it).
 Pooling is ``cls`` (first token: the DistilBERT design) or ``mean`` over real tokens (how
-all-MiniLM-L6-v2 was pre-trained; 86 vs 62 BANKING77 accuracy after one epoch).
+all-MiniLM-L6-v2 was pre-trained; 86 vs 62 BANKING77 accuracy after one epoch). The head is
+``linear`` or ``cosine`` (:class:`CosineHead`, scaled cosine similarity to one learned vector
+per class: the geometry sentence encoders such as all-MiniLM-L6-v2 were pre-trained in).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from mangaassist.model.metrics import ClassificationMetrics
 from mangaassist.model.param_groups import layerwise_param_groups
 
 POOLINGS = ("cls", "mean")
+HEADS = ("linear", "cosine")
 
 
 def pool(hidden: Tensor, mask: Tensor, how: str) -> Tensor:
@@ -27,6 +30,32 @@ def pool(hidden: Tensor, mask: Tensor, how: str) -> Tensor:
         return hidden[:, 0]
     m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+class CosineHead(nn.Module):
+    """``logits = scale · cos(x, w_c)`` for each class ``c``: (B, H) -> (B, C), no bias.
+
+    Only directions matter, so a message's score depends on which class vector it points at, not
+    on its embedding's norm; ``scale`` sets the softmax's sharpness (logits lie in
+    ``[-scale, scale]``; sentence-transformers trained all-MiniLM-L6-v2 at 20).
+
+    Example:
+        >>> head = CosineHead(384, 77)
+        >>> head(torch.randn(2, 384)).abs().max() <= 20.0
+        tensor(True)
+    """
+
+    def __init__(self, in_features: int, out_features: int, scale: float = 20.0) -> None:
+        super().__init__()
+        if scale <= 0:
+            raise ValueError(f"head_scale must be > 0, got {scale}")
+        self.in_features, self.out_features, self.scale = in_features, out_features, scale
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        nn.init.normal_(self.weight, std=0.02)  # the encoder's own init; the norm cancels anyway
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = nn.functional.normalize(self.weight, dim=-1)  # (C, H)
+        return self.scale * nn.functional.linear(nn.functional.normalize(x, dim=-1), w)
 
 
 class IntentClassifier(L.LightningModule):
@@ -40,6 +69,8 @@ class IntentClassifier(L.LightningModule):
         max_length: truncation in tokens, kept so serving truncates as training did.
         pooling: ``cls`` or ``mean``.
         dropout: before the head.
+        head: ``linear`` (``W x + b``) or ``cosine`` (:class:`CosineHead`).
+        head_scale: the cosine head's ``scale``; unused by ``linear``.
         lr: ``eta_base``, the head's learning rate.
         layer_decay: ``xi``; layer ``l`` trains at ``lr * xi ** (L - l)``.
         weight_decay: AdamW decay on weight matrices.
@@ -61,6 +92,8 @@ class IntentClassifier(L.LightningModule):
         max_length: int = 128,
         pooling: str = "mean",
         dropout: float = 0.1,
+        head: str = "linear",
+        head_scale: float = 20.0,
         lr: float = 2e-5,
         layer_decay: float = 0.8,
         weight_decay: float = 0.01,
@@ -73,6 +106,8 @@ class IntentClassifier(L.LightningModule):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got '{pooling}'")
+        if head not in HEADS:
+            raise ValueError(f"model.head must be one of {HEADS}, got '{head}'")
         self.save_hyperparameters(ignore=["criterion", "optimizer", "scheduler"])
         self.encoder = load_backbone(family, name_or_path, init, allow_download)
         self.encoder.train()  # from_pretrained returns eval mode: dropout would stay off
@@ -82,7 +117,11 @@ class IntentClassifier(L.LightningModule):
             else self.encoder.config.dim
         )
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden, num_labels)
+        self.head = (
+            CosineHead(hidden, num_labels, head_scale)
+            if head == "cosine"
+            else nn.Linear(hidden, num_labels)
+        )
         self.register_buffer("temperature", torch.tensor(1.0))
         self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
         self.eval_loss = nn.CrossEntropyLoss()  # val/test loss is plain NLL whatever we train with

@@ -5,7 +5,7 @@ import torch
 
 from mangaassist.errors import UserError
 from mangaassist.model.backbone import FAMILIES, load_backbone, load_tokenizer
-from mangaassist.model.module import IntentClassifier, pool
+from mangaassist.model.module import CosineHead, IntentClassifier, pool
 
 
 def test_missing_weights_fail_fast_with_instructions(tmp_path, monkeypatch):
@@ -40,6 +40,29 @@ def test_tiny_classifier_forward_shapes(family, pooling):
     probs = model.predict_proba(ids, mask)
     assert torch.allclose(probs.sum(-1), torch.ones(3))
     assert model.temperature.item() == 1.0
+
+
+def test_cosine_head_scores_direction_not_norm():
+    torch.manual_seed(0)
+    head = CosineHead(8, 4, scale=16.0)
+    x = torch.randn(5, 8)
+    w = head.weight.detach()
+    expected = 16.0 * torch.nn.functional.cosine_similarity(x[:, None], w[None], dim=-1)
+    torch.testing.assert_close(head(x), expected)
+    torch.testing.assert_close(head(3.0 * x), head(x))  # a longer embedding, the same logits
+    with torch.no_grad():
+        head.weight[1] = 2.0 * x[0]  # class 1 points exactly at message 0: the top logit, 16
+    assert head(x)[0].argmax() == 1 and head(x)[0, 1].item() == pytest.approx(16.0)
+
+
+def test_cosine_classifier_and_bad_head_settings():
+    model = IntentClassifier("bert", num_labels=6, init="tiny", head="cosine", head_scale=10.0)
+    ids, mask = torch.randint(5, 1000, (2, 5)), torch.ones(2, 5, dtype=torch.long)
+    assert isinstance(model.head, CosineHead) and model(ids, mask).abs().max() <= 10.0
+    with pytest.raises(ValueError, match=r"model\.head must be one of"):
+        IntentClassifier("bert", num_labels=6, init="tiny", head="mlp")
+    with pytest.raises(ValueError, match="head_scale must be > 0"):
+        IntentClassifier("bert", num_labels=6, init="tiny", head="cosine", head_scale=0.0)
 
 
 def test_mean_pooling_ignores_padding():

@@ -54,6 +54,14 @@ def test_logits_match_torch_across_lengths_in_one_batch(exported):
     model.train()
 
 
+def test_cosine_head_exports_with_parity(tmp_path):
+    torch.manual_seed(0)
+    model = IntentClassifier("bert", num_labels=10, init="tiny", head="cosine")
+    tok = load_tokenizer(None, "tiny")
+    predictor = OnnxPredictor(to_onnx(model, tok, tmp_path / "model.onnx", 32), tok, 32)
+    assert check_parity(model, predictor, TEXTS, atol=1e-4) < 1e-4
+
+
 def test_served_probabilities_are_softmax_of_logits_over_temperature(exported):
     model, _, predictor = exported
     enc = predictor.encode(TEXTS[1:2])

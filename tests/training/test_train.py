@@ -66,10 +66,12 @@ def test_smoke_run_fills_the_run_directory(tiny_cfg, capsys):
         assert key in csv_log, key
 
 
-def test_load_run_reproduces_the_trained_model(tiny_cfg):
-    cfg = tiny_cfg()
+@pytest.mark.parametrize("head", ["linear", "cosine"])
+def test_load_run_reproduces_the_trained_model(tiny_cfg, head):
+    cfg = tiny_cfg(f"model.head={head}")
     train(cfg)
     run = load_run(cfg.paths.output_dir)
+    assert type(run.model.head).__name__ == {"linear": "Linear", "cosine": "CosineHead"}[head]
     assert run.labels == sorted(INTENTS) and run.max_length == 32  # data=files: sorted labels
     logits = run.predict_logits(["where is my order", "hi there"])
     assert logits.shape == (2, 10)
