@@ -4,7 +4,9 @@ A run trained with ``averaging=ema`` holds both weight sets from one training tr
 average in ``state_dict``, the raw weights in ``current_model_state``), so the difference
 between the two lines is the averaging alone, on the same messages (a paired comparison).
 Other runs print one (raw) line, scored the same way, to compare recipes on one validation
-split (runs of one seed share it).
+split (runs of one seed share it). The first run given for a validation split is that split's
+baseline: each later run on the same messages also prints how many it gets right that the
+baseline gets wrong and the reverse (the paired view; the accuracy gap is their difference).
 
     python experiments/banking77/val_scores.py outputs/<run> [outputs/<run> ...]
 """
@@ -23,6 +25,7 @@ from mangaassist.training import load_run
 
 
 def main(run_dirs: list[str]) -> None:
+    baselines: dict[str, tuple[str, np.ndarray]] = {}  # val.jsonl text -> (run, its predictions)
     for name in run_dirs:
         run_dir = Path(name)
         run = load_run(run_dir)  # fp32, the checkpoint's state_dict (the average, if any)
@@ -44,6 +47,15 @@ def main(run_dirs: list[str]) -> None:
             only_ema = int(((ema == gold) & (raw != gold)).sum())
             only_raw = int(((raw == gold) & (ema != gold)).sum())
             print(f"{run_dir.name} right only with ema: {only_ema}, only raw: {only_raw}")
+        split = (run_dir / "data/val.jsonl").read_text()
+        pred = preds["raw"]
+        if split not in baselines:
+            baselines[split] = (run_dir.name, pred)
+            continue
+        base_name, base = baselines[split]
+        only_here = int(((pred == gold) & (base != gold)).sum())
+        only_base = int(((base == gold) & (pred != gold)).sum())
+        print(f"{run_dir.name} right only here: {only_here}, only in {base_name}: {only_base}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
+import doctest
 import time
 
 import pytest
 import torch
 
 from mangaassist.errors import UserError
+from mangaassist.model import module
 from mangaassist.model.backbone import FAMILIES, load_backbone, load_tokenizer
 from mangaassist.model.module import CosineHead, IntentClassifier, pool
 
@@ -40,6 +42,10 @@ def test_tiny_classifier_forward_shapes(family, pooling):
     probs = model.predict_proba(ids, mask)
     assert torch.allclose(probs.sum(-1), torch.ones(3))
     assert model.temperature.item() == 1.0
+
+
+def test_doctest():
+    assert doctest.testmod(module).failed == 0
 
 
 def test_cosine_head_scores_direction_not_norm():
