@@ -38,10 +38,8 @@ BAR_METRICS = ("test/acc", "test/macro_f1", "test/rare_recall", "golden/acc")
 
 
 def _with_runtime(cell: str, r: RunRecord) -> str:
-    if r.metric(P95) is None:
-        return cell
-    runtime = r.latency_runtime
-    return f"{cell} ({RUNTIME_SHORT.get(runtime, runtime) if runtime else 'runtime ?'})"
+    runtime = r.timed_by
+    return cell if runtime is None else f"{cell} ({RUNTIME_SHORT.get(runtime, runtime)})"
 
 
 def run_labels(runs: Sequence[RunRecord]) -> list[str]:

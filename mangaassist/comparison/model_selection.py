@@ -84,12 +84,7 @@ def model_rows(
         row = ModelRow(name, n=len(group), acc=_mean(group, "test/acc"))
         row.macro_f1, row.quality = _mean(group, "test/macro_f1"), _mean(group, s.quality_metric)
         row.p50_ms, row.p95_ms = _mean(group, "latency/p50_ms"), _mean(group, "latency/p95_ms")
-        timed = {
-            r.latency_runtime or "runtime ?"
-            for r in group
-            if r.metric("latency/p95_ms") is not None
-        }
-        row.runtime = "+".join(sorted(timed)) or None
+        row.runtime = "+".join(sorted({t for r in group if (t := r.timed_by)})) or None
         row.params, row.weights_mb = weights_info(group[0].path)
         row.peak_rss_mb = _peak_rss(group)
         latency = getattr(row, s.capacity_latency)

@@ -67,6 +67,13 @@ class RunRecord:
         return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
 
     @property
+    def timed_by(self) -> str | None:
+        """The runtime behind the latency figures; ``runtime ?`` if unrecorded, None if untimed."""
+        if self.metric("latency/p95_ms") is None:
+            return None
+        return self.latency_runtime or "runtime ?"
+
+    @property
     def name(self) -> str:
         return str(self.get("run_name") or self.path.name)
 
