@@ -25,7 +25,7 @@ from mangaassist.training import load_run
 
 
 def main(run_dirs: list[str]) -> None:
-    baselines: dict[str, tuple[str, np.ndarray]] = {}  # val.jsonl text -> (run, its predictions)
+    baselines: dict[tuple[str, ...], tuple[str, np.ndarray]] = {}  # val texts -> (run, preds)
     for name in run_dirs:
         run_dir = Path(name)
         run = load_run(run_dir)  # fp32, the checkpoint's state_dict (the average, if any)
@@ -47,12 +47,11 @@ def main(run_dirs: list[str]) -> None:
             only_ema = int(((ema == gold) & (raw != gold)).sum())
             only_raw = int(((raw == gold) & (ema != gold)).sum())
             print(f"{run_dir.name} right only with ema: {only_ema}, only raw: {only_raw}")
-        split = (run_dir / "data/val.jsonl").read_text()
         pred = preds["raw"]
-        if split not in baselines:
-            baselines[split] = (run_dir.name, pred)
+        if tuple(texts) not in baselines:
+            baselines[tuple(texts)] = (run_dir.name, pred)
             continue
-        base_name, base = baselines[split]
+        base_name, base = baselines[tuple(texts)]
         only_here = int(((pred == gold) & (base != gold)).sum())
         only_base = int(((base == gold) & (pred != gold)).sum())
         print(f"{run_dir.name} right only here: {only_here}, only in {base_name}: {only_base}")
