@@ -15,6 +15,7 @@ from mangaassist.errors import UserError
 # Stage modules that expose ``register(subparsers)``, in the direction of flow.
 STAGE_CLIS = (
     "mangaassist.data.cli",
+    "mangaassist.training.cli",
     "mangaassist.evaluation.cli",
     "mangaassist.comparison.cli",
     "mangaassist.export.cli",

@@ -126,6 +126,8 @@ class IntentDataModule(L.LightningDataModule):
         sampler: None, or ``balanced`` to draw each class equally often (oversampling).
         rare_below: classes below this share of train are rare (their recall is watched).
         seed: for the carving and the batch order.
+        order_seed: the batch order alone, when it should vary while the carving stays (the
+            ingredients of a weight soup are scored on one validation split); None: ``seed``.
         refit: train on train + val once the settings are chosen (the usual last step of
             tuning on a carved validation split). Validation is still scored each epoch but
             on seen data, so pick the checkpoint by epoch count (``monitor: null``), and
@@ -147,6 +149,7 @@ class IntentDataModule(L.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         refit: bool = False,
+        order_seed: int | None = None,
     ) -> None:
         super().__init__()
         if sampler not in (None, "balanced"):
@@ -157,6 +160,7 @@ class IntentDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.max_length, self.sampler, self.rare_below = max_length, sampler, rare_below
         self.seed, self.num_workers = seed, num_workers
+        self.order_seed = seed if order_seed is None else order_seed
         self.splits = self._split(source, val_fraction, test_fraction, seed)
         # Class-share parity and leakage (conversations, normalised duplicates) across splits.
         self.split_report = split_report(self.splits)
@@ -253,7 +257,7 @@ class IntentDataModule(L.LightningDataModule):
             self.batch_size if shuffle else self.eval_batch_size,
             shuffle=shuffle,
             weights=weights,
-            seed=self.seed,
+            seed=self.order_seed,
         )
         return DataLoader(
             range(len(enc["labels"])),

@@ -171,8 +171,26 @@ def _registry_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _post_train(args: argparse.Namespace) -> int:
+    from mangaassist.evaluation import artifacts
+
+    model_dir = artifacts.check_run_dir(args.run_dir)
+    from mangaassist.evaluation.after_training import post_train
+
+    out = post_train(model_dir)
+    print(f"[RUN] dir={model_dir} summary={model_dir / 'eval' / 'summary.json'} keys={len(out)}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``evaluate``, ``gate`` and ``registry`` to the top-level parser."""
+    """Add ``evaluate``, ``post-train``, ``gate`` and ``registry`` to the top-level parser."""
+    pt = sub.add_parser(
+        "post-train",
+        help="calibrate a run on its val split and score its test (+ golden) split in place",
+    )
+    pt.add_argument("run_dir", help="a run directory (e.g. trained with evaluate=false, a soup)")
+    pt.set_defaults(func=_post_train)
+
     root_help = "registry folder (default $MANGAASSIST_REGISTRY, else ./registry)"
 
     ev = sub.add_parser("evaluate", help="metrics, calibration, latency and an HTML report")
