@@ -7,8 +7,11 @@ Other runs print one (raw) line, scored the same way, to compare recipes on one 
 split (runs of one seed share it). The first run given for a validation split is that split's
 baseline: each later run on the same messages also prints how many it gets right that the
 baseline gets wrong and the reverse (the paired view; the accuracy gap is their difference).
+With ``--ensemble``, each validation split also gets the accuracy of the mean softmax of its
+trained runs (a weight soup, which has a ``soup.json``, is left out of that mean): whether the
+runs' errors are independent enough for averaging of any kind to help.
 
-    python experiments/banking77/val_scores.py outputs/<run> [outputs/<run> ...]
+    python experiments/banking77/val_scores.py [--ensemble] outputs/<run> [outputs/<run> ...]
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from mangaassist.evaluation.artifacts import read_labelled
 from mangaassist.training import load_run
 
 
-def main(run_dirs: list[str]) -> None:
+def main(run_dirs: list[str], ensemble: bool = False) -> None:
     baselines: dict[tuple[str, ...], tuple[str, np.ndarray]] = {}  # val texts -> (run, preds)
+    members: dict[tuple[str, ...], tuple[np.ndarray, list[np.ndarray]]] = {}  # -> (gold, probs)
     for name in run_dirs:
         run_dir = Path(name)
         run = load_run(run_dir)  # fp32, the checkpoint's state_dict (the average, if any)
@@ -34,7 +38,10 @@ def main(run_dirs: list[str]) -> None:
         texts = [e.text for e in examples]
         ckpt = torch.load(run_dir / "checkpoints/best.ckpt", map_location="cpu", weights_only=False)
         averaged = "current_model_state" in ckpt
-        preds = {"ema" if averaged else "raw": run.predict_logits(texts).argmax(1)}
+        logits = run.predict_logits(texts)  # (N, C)
+        preds = {"ema" if averaged else "raw": logits.argmax(1)}
+        if not (run_dir / "soup.json").is_file():
+            members.setdefault(tuple(texts), (gold, []))[1].append(softmax(logits))
         if averaged:  # the same model with the raw weights of the same trajectory
             run.model.load_state_dict(ckpt["current_model_state"], strict=False)
             preds = {"raw": run.predict_logits(texts).argmax(1), **preds}
@@ -55,7 +62,16 @@ def main(run_dirs: list[str]) -> None:
         only_here = int(((pred == gold) & (base != gold)).sum())
         only_base = int(((base == gold) & (pred != gold)).sum())
         print(f"{run_dir.name} right only here: {only_here}, only in {base_name}: {only_base}")
+    for gold, probs in members.values() if ensemble else ():
+        acc = 100 * accuracy_score(gold, np.mean(probs, axis=0).argmax(1))
+        print(f"ensemble of {len(probs)} (mean softmax): val acc {acc:.2f} (n={len(gold)})")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    args = sys.argv[1:]
+    main([a for a in args if a != "--ensemble"], ensemble="--ensemble" in args)
