@@ -41,7 +41,9 @@ def main(run_dirs: list[str], ensemble: bool = False) -> None:
         logits = run.predict_logits(texts)  # (N, C)
         preds = {"ema" if averaged else "raw": logits.argmax(1)}
         if not (run_dir / "soup.json").is_file():
-            members.setdefault(tuple(texts), (gold, []))[1].append(softmax(logits))
+            members.setdefault(tuple(texts), (gold, []))[1].append(
+                torch.from_numpy(logits).softmax(-1).numpy()
+            )
         if averaged:  # the same model with the raw weights of the same trajectory
             run.model.load_state_dict(ckpt["current_model_state"], strict=False)
             preds = {"raw": run.predict_logits(texts).argmax(1), **preds}
@@ -65,11 +67,6 @@ def main(run_dirs: list[str], ensemble: bool = False) -> None:
     for gold, probs in members.values() if ensemble else ():
         acc = 100 * accuracy_score(gold, np.mean(probs, axis=0).argmax(1))
         print(f"ensemble of {len(probs)} (mean softmax): val acc {acc:.2f} (n={len(gold)})")
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
 
 
 if __name__ == "__main__":

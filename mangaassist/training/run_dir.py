@@ -38,6 +38,17 @@ REQUIRED = (
 )
 
 
+def require_run_files(run_dir: Path, checkpoint: str = "checkpoints/best.ckpt") -> None:
+    """Raise a UserError naming every model file ``run_dir`` lacks (``checkpoint`` included)."""
+    files = [f for f in REQUIRED if f != "checkpoints/best.ckpt"] + [checkpoint]
+    missing = [f for f in files if not (run_dir / f).exists()]
+    if missing:
+        raise UserError(
+            f"{run_dir} is not a complete run directory: missing {missing}. "
+            "Pass the folder a training run wrote (outputs/.../<time>)"
+        )
+
+
 def save_run_files(
     run_dir: Path,
     cfg: DictConfig,
@@ -95,14 +106,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "checkpoints/best.ckpt") -> 
         UserError: the folder lacks a file the model needs (it names which).
     """
     run_dir = Path(run_dir)
-    missing = [f for f in REQUIRED if not (run_dir / f).exists() and f != "checkpoints/best.ckpt"]
-    if not (run_dir / checkpoint).exists():
-        missing.append(checkpoint)
-    if missing:
-        raise UserError(
-            f"{run_dir} is not a complete run directory: missing {missing}. "
-            "Pass the folder a training run wrote (outputs/.../<time>)"
-        )
+    require_run_files(run_dir, checkpoint)
     cfg = OmegaConf.load(run_dir / "config.yaml")
     labels = json.loads((run_dir / "labels.json").read_text())
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)

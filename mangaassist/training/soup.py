@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from mangaassist.errors import UserError
-from mangaassist.training.run_dir import REQUIRED
+from mangaassist.training.run_dir import require_run_files
 
 CHECKPOINT = "checkpoints/best.ckpt"
 SOUP_FILE = "soup.json"
@@ -38,6 +38,8 @@ COPIED = ("config.yaml", "labels.json", "class_counts.json", "backbone", "tokeni
 
 
 def _sha256(path: Path) -> str:
+    # evaluation.registry.file_sha256 does the same; this stage comes before it, and the
+    # registry stays free of torch imports, so neither can move into the other.
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -49,12 +51,7 @@ def _check_ingredients(run_dirs: list[Path]) -> None:
     if len(run_dirs) < 2:
         raise UserError(f"a soup needs at least 2 runs, got {len(run_dirs)}")
     for run_dir in run_dirs:
-        missing = [f for f in REQUIRED if not (run_dir / f).exists()]
-        if missing:
-            raise UserError(
-                f"{run_dir} is not a complete run directory: missing {missing}. "
-                "Pass folders that finished training runs wrote"
-            )
+        require_run_files(run_dir, CHECKPOINT)
     first = run_dirs[0]
     for name in MUST_MATCH:
         ref = first / name
