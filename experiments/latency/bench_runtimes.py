@@ -25,7 +25,7 @@ from mangaassist.data.normalize import normalize_text
 from mangaassist.data.schema import read_examples
 from mangaassist.evaluation.artifacts import load_model_run, read_calibration
 from mangaassist.evaluation.latency import measure_latency, time_predict_one
-from mangaassist.model.onnx_runtime import OnnxPredictor, check_parity, to_onnx
+from mangaassist.model.onnx_runtime import check_parity, onnx_predictor, to_onnx
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,8 +58,13 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = to_onnx(run.model, run.tokenizer, Path(tmp) / "model.onnx", run.max_length)
-        predictor = OnnxPredictor(
-            path, run.tokenizer, run.max_length, num_threads=args.threads, temperature=temperature
+        predictor = onnx_predictor(
+            path,
+            run.tokenizer,
+            run.max_length,
+            run.labels,
+            num_threads=args.threads,
+            temperature=temperature,
         )
         parity = check_parity(run.model, predictor, texts[:64], atol=1e-3)
         results["onnxruntime_fp32"] = {

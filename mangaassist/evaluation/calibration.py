@@ -5,13 +5,9 @@ validation split by minimising negative log-likelihood; it changes confidences, 
 top-1 prediction. ECE is the L1, top-label expected calibration error over 15 equal-width
 bins, computed by torchmetrics.
 
-``calibration.json`` (next to the run's checkpoint, also copied into the registry and the
-export bundle)::
-
-    {"version": 1, "temperature": 1.42, "global_threshold": 0.6, "margin": 0.1,
-     "thresholds": {label: effective threshold, ...}, "labels": [...],
-     "fitted_on": "data/val.jsonl", "n": 800, "nll_before": .., "nll_after": ..,
-     "ece_before": .., "ece_after": .., "target_precision": {..}, "unreached": [..]}
+The fitted values go to ``calibration.json``, whose schema (:class:`Calibration`) and use
+(``softmax(logits / T)``, the fallback rule) belong to the torch-free runtime,
+:mod:`mangaassist.inference.policy`, shared with serving.
 
 Example:
     >>> import numpy as np
@@ -24,10 +20,8 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,18 +30,20 @@ from scipy.optimize import minimize_scalar
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from mangaassist.errors import UserError
-from mangaassist.evaluation.fallback import FallbackPolicy, choose_thresholds
+from mangaassist.evaluation.fallback import choose_thresholds
+from mangaassist.inference.policy import CALIBRATION_FILE, Calibration, softmax
 
-CALIBRATION_FILE = "calibration.json"
-SCHEMA_VERSION = 1
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature`` in float64; (N, C) -> (N, C)."""
-    z = np.asarray(logits, dtype=np.float64) / float(temperature)
-    z = z - z.max(axis=1, keepdims=True)  # exp of <= 0 cannot overflow
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+__all__ = [
+    "CALIBRATION_FILE",
+    "Calibration",
+    "calibrate",
+    "expected_calibration_error",
+    "fit_temperature",
+    "nll",
+    "reliability_bins",
+    "softmax",
+    "write_checkpoint_temperature",
+]
 
 
 def nll(logits: np.ndarray, y_true: np.ndarray, temperature: float = 1.0) -> float:
@@ -115,52 +111,6 @@ def fit_temperature(
         options={"xatol": 1e-5},
     )
     return float(np.exp(res.x))
-
-
-@dataclass
-class Calibration:
-    """What calibration.json holds: the temperature, the fallback policy and the fit's effect."""
-
-    temperature: float = 1.0
-    global_threshold: float = 0.6
-    margin: float = 0.1
-    thresholds: dict[str, float] = field(default_factory=dict)
-    labels: list[str] = field(default_factory=list)
-    fitted_on: str = ""
-    n: int = 0
-    nll_before: float | None = None
-    nll_after: float | None = None
-    ece_before: float | None = None
-    ece_after: float | None = None
-    target_precision: dict[str, float] = field(default_factory=dict)
-    chosen_thresholds: dict[str, float] = field(default_factory=dict)
-    unreached: list[str] = field(default_factory=list)
-
-    @property
-    def policy(self) -> FallbackPolicy:
-        """The fallback rule these settings define."""
-        return FallbackPolicy(self.global_threshold, self.margin, dict(self.thresholds))
-
-    def save(self, path: Path) -> None:
-        """Write JSON atomically (temp file + os.replace): a crash leaves the old file."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps({"version": SCHEMA_VERSION, **asdict(self)}, indent=1))
-        os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, path: Path) -> Calibration:
-        """Read calibration.json; a malformed file is a UserError naming it."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-            data.pop("version", None)
-            cal = cls(**data)
-        except (OSError, ValueError, TypeError) as err:
-            raise UserError(f"{path}: not a valid calibration file ({err})") from err
-        if not cal.temperature > 0:
-            raise UserError(f"{path}: temperature must be > 0, got {cal.temperature}")
-        return cal
 
 
 def calibrate(

@@ -1,60 +1,39 @@
-"""Fallback routing: when the classifier should not route a message, and what that costs.
+"""Fallback routing offline: choosing the thresholds on validation, and what they cost.
 
-A message is *routed* to its top-1 intent unless
-
-1. its calibrated top-1 confidence is below that intent's threshold -> ``fallback``
-   (a generic answer or a human); the threshold of intent c is
-   ``max(global_threshold, chosen_c)``, where ``chosen_c`` is the lowest threshold that keeps
-   validation precision of c at the target; or
-2. the top two probabilities are closer than ``margin`` -> ``clarify`` (ask which one).
-
-The same rule runs in serving from ``calibration.json`` (``thresholds`` holds the effective,
-per-intent values, ``margin`` the margin).
+The rule itself (:class:`~mangaassist.inference.policy.FallbackPolicy`: route, fall back
+on low confidence, or clarify when the top two are close) lives in the torch-free runtime,
+:mod:`mangaassist.inference.policy`, because the server applies it too. This module fits
+its per-intent thresholds (:func:`choose_thresholds`) and scores it on labelled data.
 
 Example:
     >>> import numpy as np
-    >>> policy = FallbackPolicy(global_threshold=0.6, margin=0.1, thresholds={"b": 0.8})
     >>> probs = np.array([[0.9, 0.1], [0.7, 0.3], [0.45, 0.55], [0.25, 0.75]])
-    >>> policy.route(probs, ["a", "b"]).tolist()
-    ['route', 'route', 'fallback', 'fallback']
+    >>> policy = FallbackPolicy(0.6, 0.1, {"b": 0.8})
+    >>> s = fallback_summary(policy, probs, np.array([0, 0, 1, 1]), "ab")
+    >>> s["routed_rate"], s["routed_accuracy"]
+    (0.5, 1.0)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
-ROUTE, FALLBACK, CLARIFY = "route", "fallback", "clarify"
+from mangaassist.inference.policy import CLARIFY, FALLBACK, ROUTE, FallbackPolicy
+
+__all__ = [
+    "CLARIFY",
+    "FALLBACK",
+    "ROUTE",
+    "FallbackPolicy",
+    "accuracy_above",
+    "choose_thresholds",
+    "fallback_summary",
+    "risk_coverage",
+]
+
 ACCURACY_THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-
-
-@dataclass(frozen=True)
-class FallbackPolicy:
-    """Global threshold, ambiguity margin and effective per-intent thresholds."""
-
-    global_threshold: float = 0.6
-    margin: float = 0.1
-    thresholds: Mapping[str, float] = field(default_factory=dict)
-
-    def threshold_vector(self, labels: Sequence[str]) -> np.ndarray:
-        """(C,) effective thresholds: never below the global one."""
-        return np.array([max(self.global_threshold, self.thresholds.get(lb, 0.0)) for lb in labels])
-
-    def route(self, probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
-        """Action per message (N,) of ``route`` / ``fallback`` / ``clarify``.
-
-        Args:
-            probs: (N, C) calibrated probabilities.
-        """
-        ranked = np.sort(probs, axis=1)
-        conf = ranked[:, -1]
-        second = ranked[:, -2] if probs.shape[1] > 1 else np.zeros(len(probs))
-        pred = probs.argmax(axis=1)
-        low = conf < self.threshold_vector(labels)[pred]
-        close = (conf - second) < self.margin
-        return np.where(low, FALLBACK, np.where(close, CLARIFY, ROUTE))
 
 
 def choose_thresholds(

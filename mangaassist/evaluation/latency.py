@@ -183,17 +183,17 @@ def latency_as_served(
             temperature=temperature,
             **timing,
         )
-    from mangaassist.model.onnx_runtime import OnnxPredictor, check_parity
+    from mangaassist.model.onnx_runtime import check_parity, onnx_predictor
 
     with tempfile.TemporaryDirectory(prefix="mangaassist-onnx-") as tmp:
         path, how = _onnx_file(run, Path(tmp))
-        predictor = OnnxPredictor(
+        predictor = onnx_predictor(
             path,
             run.tokenizer,
             max_length,
+            run.labels,
             num_threads=settings.num_threads,
             temperature=temperature,
-            preprocess=normalize_text,
         )
         parity = check_parity(
             run.model, predictor, list(texts[:PARITY_MESSAGES]), atol=settings.parity_atol

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -37,6 +36,7 @@ from pathlib import Path
 
 from mangaassist.errors import UserError
 from mangaassist.evaluation.artifacts import check_run_dir
+from mangaassist.inference.bundle import file_sha256, tokenizer_sha256
 
 ENV_ROOT = "MANGAASSIST_REGISTRY"
 _VERSION = re.compile(r"^v(\d+)$")
@@ -56,26 +56,6 @@ _LINK = ("checkpoints/best.ckpt", "data/val.jsonl", "data/test.jsonl")
 def default_root() -> Path:
     """``$MANGAASSIST_REGISTRY`` if set, else ``./registry``."""
     return Path(os.environ.get(ENV_ROOT) or "registry")
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of one file's bytes, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def tokenizer_sha256(folder: Path) -> str:
-    """Hex sha256 over a tokenizer folder: each file, sorted by relative path, as
-    ``path \\0 bytes \\0``. Export and serving compute the same to catch a mismatch at load."""
-    folder = Path(folder)
-    h = hashlib.sha256()
-    for f in sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.as_posix()):
-        h.update(f.relative_to(folder).as_posix().encode() + b"\0")
-        h.update(f.read_bytes() + b"\0")
-    return h.hexdigest()
 
 
 def _now() -> str:

@@ -3,14 +3,18 @@
 Layout of the bundle folder (``<run>/export`` by default)::
 
     model.onnx         forward(input_ids, attention_mask) -> raw logits (B, C), opset 17
+    model.int8.onnx    with --quantize int8, only if it agrees with fp32 on validation
     tokenizer/         the run's tokenizer files, as trained with
     labels.json        label names in logit order
     calibration.json   temperature T and fallback thresholds: probabilities = softmax(logits / T)
-    manifest.json      sha256 of every file above, max_length, runtime versions, parity, source
+    README.md          how to call the bundle without this package
+    manifest.json      sha256 of every file above, tokenizer hash, normalisation and routing
+                       rule, max_length, runtime versions, parity, int8 check, source
 
 The bundle is written into a temporary sibling folder and renamed into place only after the
 ONNX logits matched PyTorch's on the run's validation messages, so a failure leaves no
-half-written bundle (and an earlier bundle at the same place untouched).
+half-written bundle (and an earlier bundle at the same place untouched). Reading and checking
+a bundle is the torch-free runtime's job: :mod:`mangaassist.inference.bundle`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 from datetime import UTC, datetime
@@ -26,10 +31,14 @@ from pathlib import Path
 from mangaassist.data.schema import read_examples
 from mangaassist.errors import UserError
 from mangaassist.evaluation.artifacts import check_run_dir, read_calibration, read_labels
-from mangaassist.evaluation.registry import file_sha256
+from mangaassist.export.int8 import quantize_checked
+from mangaassist.export.readme import NORMALIZATION, bundle_readme, routing_rule
+from mangaassist.inference.bundle import MANIFEST, file_sha256, tokenizer_sha256, verify_bundle
+from mangaassist.inference.predictor import Predictor
+from mangaassist.inference.tokenize import TOKENIZER_FILE, BatchTokenizer
 
-MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+__all__ = ["MANIFEST", "export_run", "verify_bundle"]
+FORMAT_VERSION = 2
 PARITY_MESSAGES = 64  # first messages of data/val.jsonl checked for logit parity
 DEFAULT_ATOL = 1e-3  # max |ONNX - PyTorch| logit difference accepted
 
@@ -62,10 +71,41 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _write_bundle(run_dir: Path, folder: Path, atol: float, n_parity: int) -> dict:
+def _check_tokenizer(trained, served: BatchTokenizer, texts: list[str], folder: Path) -> None:
+    """The bundle's tokenizer gives the ids the training tokenizer gave, or a UserError."""
+    normed = [served.preprocess(t) for t in texts]
+    ref = trained(normed, truncation=True, max_length=served.max_length)["input_ids"]
+    bad = sum(list(a) != list(b) for a, b in zip(ref, served.encode(texts), strict=True))
+    if bad:
+        raise UserError(
+            f"{folder / 'tokenizer' / TOKENIZER_FILE} tokenizes {bad} of {len(texts)} "
+            "validation messages differently from the tokenizer the model was trained with; "
+            "check the run's tokenizer/ folder"
+        )
+
+
+def model_name(model_cfg) -> str:
+    """The model's config name; a tiny random model (``init: tiny``: smoke runs, tests) is
+    never named after the pre-trained encoder whose tokenizer it borrows."""
+    if str(model_cfg.get("init", "")) == "tiny":
+        return f"tiny-random-{model_cfg.get('family', 'model')}"
+    return str(model_cfg.get("name", "model"))
+
+
+def model_version(run_dir: Path, checkpoint_sha: str, model_cfg) -> str:
+    """A registry version's name (``v3``), else the model's name and checkpoint sha."""
+    run_dir = run_dir.resolve()
+    if run_dir.parent.name == "versions" and re.fullmatch(r"v\d+", run_dir.name):
+        return run_dir.name
+    return f"{model_name(model_cfg)}-{checkpoint_sha[:8]}"
+
+
+def _write_bundle(
+    run_dir: Path, folder: Path, atol: float, n_parity: int, quantize: str | None
+) -> dict:
     """Export, copy and check everything into ``folder``; returns the manifest."""
     from mangaassist.evaluation.calibration import Calibration
-    from mangaassist.model.onnx_runtime import OPSET, OnnxPredictor, check_parity, to_onnx
+    from mangaassist.model.onnx_runtime import OPSET, check_parity, to_onnx
     from mangaassist.training.run_dir import load_run
 
     labels = read_labels(run_dir)
@@ -79,19 +119,32 @@ def _write_bundle(run_dir: Path, folder: Path, atol: float, n_parity: int) -> di
     shutil.copytree(run_dir / "tokenizer", folder / "tokenizer")
     shutil.copy2(run_dir / "labels.json", folder / "labels.json")
     calib.save(folder / "calibration.json")
-    predictor = OnnxPredictor(
-        folder / "model.onnx", run.tokenizer, run.max_length, temperature=calib.temperature
+    # The predictor reads the bundle's own tokenizer.json, as serving will; its ids must be
+    # the ones the model was trained on (the Hugging Face tokenizer) before parity means much.
+    predictor = Predictor(
+        folder / "model.onnx",
+        BatchTokenizer.from_file(folder / "tokenizer" / TOKENIZER_FILE, run.max_length),
+        labels,
+        calib,
     )
+    _check_tokenizer(run.tokenizer, predictor.tokenizer, texts, folder)
     diff = check_parity(run.model, predictor, texts, atol=atol)
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    int8 = quantize_checked(folder, predictor, run_dir) if quantize == "int8" else None
     model_cfg = run.config.model
+    ckpt_sha = file_sha256(run_dir / "checkpoints" / "best.ckpt")
+    version = model_version(run_dir, ckpt_sha, model_cfg)
+    routing = routing_rule(calib)
+    (folder / "README.md").write_text(bundle_readme(version, labels, calib, run.max_length, int8))
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
     return {
         "format": FORMAT_VERSION,
+        "model_version": version,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source_run": str(run_dir.resolve()),
-        "checkpoint_sha256": file_sha256(run_dir / "checkpoints" / "best.ckpt"),
+        "checkpoint_sha256": ckpt_sha,
+        "tokenizer_sha256": tokenizer_sha256(run_dir / "tokenizer"),
         "model": {
-            "name": str(model_cfg.get("name", "")),
+            "name": model_name(model_cfg),
             "family": str(model_cfg.get("family", "")),
             "pooling": str(model_cfg.get("pooling", "")),
             "num_labels": len(labels),
@@ -100,9 +153,14 @@ def _write_bundle(run_dir: Path, folder: Path, atol: float, n_parity: int) -> di
         "opset": OPSET,
         "inputs": ["input_ids", "attention_mask"],
         "output": "logits",
+        "normalization": NORMALIZATION,
+        "truncation": f"first {run.max_length} tokens, [CLS] and [SEP] included",
+        "padding": "per batch, to the batch's longest message (attention_mask 0 on padding)",
         "probabilities": "softmax(logits / calibration.temperature)",
         "temperature": calib.temperature,
         "calibrated": calibrated,
+        "routing": routing,
+        "int8": int8,
         "parity": {
             "max_abs_logit_diff": diff,
             "atol": atol,
@@ -123,6 +181,7 @@ def export_run(
     *,
     atol: float = DEFAULT_ATOL,
     parity_messages: int = PARITY_MESSAGES,
+    quantize: str | None = None,
 ) -> Path:
     """Write the serving bundle of a training run (or registry version), atomically.
 
@@ -133,6 +192,8 @@ def export_run(
             replaced only once the new one is complete and checked.
         atol: the largest ONNX/PyTorch logit difference accepted.
         parity_messages: how many validation messages the parity check runs on.
+        quantize: ``int8`` adds ``model.int8.onnx`` if it passes its validation check
+            (:func:`~mangaassist.export.int8.quantize_checked`); None: fp32 only.
 
     Returns:
         The bundle folder.
@@ -142,6 +203,8 @@ def export_run(
             that holds something other than a bundle, or a parity failure (``ParityError``).
     """
     run_dir = check_run_dir(run_dir)
+    if quantize not in (None, "int8"):
+        raise UserError(f"--quantize takes int8 (or nothing), got {quantize!r}")
     out = Path(out_dir) if out_dir is not None else run_dir / "export"
     if out.exists() and (
         not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())
@@ -154,7 +217,7 @@ def export_run(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is read by serving workers
     try:
-        manifest = _write_bundle(run_dir, tmp, atol, parity_messages)
+        manifest = _write_bundle(run_dir, tmp, atol, parity_messages, quantize)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
         old = None
         if out.exists():  # swap: the earlier bundle moves aside, the new one in
@@ -167,45 +230,3 @@ def export_run(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
-
-
-def verify_bundle(folder: str | Path) -> dict:
-    """The bundle's manifest after checking every listed file's sha256.
-
-    Raises:
-        UserError: no manifest, or a file missing or changed since export (all named).
-    """
-    folder = Path(folder)
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise UserError(f"{folder}: no {MANIFEST}; export the run with `mangaassist export RUN`")
-    manifest = json.loads(path.read_text())
-    bad = [
-        name
-        for name, entry in manifest["files"].items()
-        if not (folder / name).is_file() or file_sha256(folder / name) != entry["sha256"]
-    ]
-    if bad:
-        raise UserError(
-            f"{folder}: files missing or changed since export: {bad}; "
-            f"re-export with `mangaassist export {manifest.get('source_run', 'RUN_DIR')}`"
-        )
-    return manifest
-
-
-def load_bundle(folder: str | Path, num_threads: int = 1):  # -> OnnxPredictor
-    """An :class:`~mangaassist.model.onnx_runtime.OnnxPredictor` over a verified bundle."""
-    from transformers import AutoTokenizer
-
-    from mangaassist.model.onnx_runtime import OnnxPredictor
-
-    folder = Path(folder)
-    manifest = verify_bundle(folder)
-    tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
-    return OnnxPredictor(
-        folder / "model.onnx",
-        tokenizer,
-        manifest["max_length"],
-        num_threads=num_threads,
-        temperature=manifest["temperature"],
-    )

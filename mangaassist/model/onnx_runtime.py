@@ -1,20 +1,19 @@
-"""The intent classifier on ONNX Runtime: export, a CPU predictor, and a parity check.
+"""The intent classifier to ONNX: export, and a parity check against PyTorch.
 
 ONNX Runtime is the CPU serving runtime: on the default encoder it answers one message about
 2.5x faster than PyTorch eager. The exported graph is the classifier's
 ``forward(input_ids, attention_mask) -> logits`` (raw logits, before temperature, exactly what
 ``IntentClassifier.forward`` returns); served probabilities are ``softmax(logits / T)`` with
-``T`` from calibration, as :meth:`IntentClassifier.predict_proba` computes them in torch.
+``T`` from calibration, computed by the torch-free runtime
+(:class:`~mangaassist.inference.predictor.Predictor`), as
+:meth:`IntentClassifier.predict_proba` computes them in torch.
 
 Example (export and check; see ``tests/model/test_onnx_runtime.py`` for a full run)::
 
     path = to_onnx(run.model, run.tokenizer, "model.onnx", run.max_length)
-    predictor = OnnxPredictor(path, run.tokenizer, run.max_length, temperature=T)
+    predictor = onnx_predictor(path, run.tokenizer, run.max_length, run.labels, temperature=T)
     check_parity(run.model, predictor, texts[:64], atol=1e-3)
     predictor.predict_one("where is my order")  # (C,) probabilities
-
-    >>> softmax(np.array([[0.0, 0.0], [0.0, np.log(3.0)]])).round(2).tolist()
-    [[0.5, 0.5], [0.25, 0.75]]
 """
 
 from __future__ import annotations
@@ -26,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mangaassist.data.normalize import normalize_text
 from mangaassist.errors import UserError
+from mangaassist.inference.policy import Calibration
+from mangaassist.inference.predictor import INPUT_NAMES, OUTPUT_NAME, Predictor
+from mangaassist.inference.tokenize import BatchTokenizer
 
 OPSET = 17
-INPUT_NAMES = ("input_ids", "attention_mask")
-OUTPUT_NAME = "logits"
 # Messages of different lengths, so the traced graph sees real padding in the mask.
 _TRACE_TEXTS = ("where is my order", "hi")
 
@@ -92,93 +91,29 @@ def to_onnx(model: torch.nn.Module, tokenizer: Callable, path: str | Path, max_l
     return path
 
 
-class OnnxPredictor:
-    """An ONNX Runtime session over an exported classifier, with the run's tokenizer.
-
-    Args:
-        path: the ``.onnx`` file from :func:`to_onnx`.
-        tokenizer: the tokenizer the model was trained with.
-        max_length: truncation in tokens (the run's ``model.max_length``).
-        num_threads: intra-op threads of the session (serving: 1 per worker).
-        temperature: ``T`` of :meth:`proba` and :meth:`predict_one`.
-        preprocess: text normalisation applied first (default: the training normalisation).
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        tokenizer: Callable,
-        max_length: int,
-        *,
-        num_threads: int = 1,
-        temperature: float = 1.0,
-        preprocess: Callable[[str], str] | None = normalize_text,
-    ) -> None:
-        import onnxruntime as ort
-
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise UserError(f"{self.path}: no ONNX model; export one with `mangaassist export`")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = num_threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3  # errors only
-        self.session = ort.InferenceSession(
-            str(self.path), opts, providers=["CPUExecutionProvider"]
-        )
-        self.tokenizer = tokenizer
-        self.max_length = int(max_length)
-        self.num_threads = num_threads
-        self.temperature = float(temperature)
-        self.preprocess = preprocess or (lambda s: s)
-
-    def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """Normalise and tokenize, padding to the longest message: int64 (B, T) arrays."""
-        enc = self.tokenizer(
-            [self.preprocess(t) for t in texts],
-            truncation=True,
-            max_length=self.max_length,
-            padding=True,
-            return_tensors="np",
-        )
-        return {name: np.asarray(enc[name], dtype=np.int64) for name in INPUT_NAMES}
-
-    def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """Raw logits (B, C) float32 for encoded inputs (B, T)."""
-        return self.session.run([OUTPUT_NAME], inputs)[0]
-
-    def logits(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """Raw logits (N, C) before temperature, batched with per-batch padding."""
-        out = [
-            self.run(self.encode(texts[i : i + batch_size]))  # (b, C)
-            for i in range(0, len(texts), batch_size)
-        ]
-        if not out:
-            return np.zeros((0, self.session.get_outputs()[0].shape[1]), dtype=np.float32)
-        return np.concatenate(out)
-
-    def proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """Calibrated probabilities ``softmax(logits / T)``, (N, C) float64."""
-        return softmax(self.logits(texts, batch_size) / self.temperature)
-
-    def predict_one(self, text: str) -> np.ndarray:
-        """The serving path for one message: normalise, tokenize, run, softmax -> (C,)."""
-        return softmax(self.run(self.encode([text])) / self.temperature)[0]
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64; (N, C) -> (N, C)."""
-    z = np.asarray(z, dtype=np.float64)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+def onnx_predictor(
+    path: str | Path,
+    tokenizer,  # the run's Hugging Face fast tokenizer
+    max_length: int,
+    labels: Sequence[str],
+    *,
+    temperature: float = 1.0,
+    num_threads: int = 1,
+) -> Predictor:
+    """The serving predictor over an ONNX file and a run's Hugging Face tokenizer."""
+    return Predictor(
+        path,
+        BatchTokenizer(tokenizer.backend_tokenizer, max_length),
+        labels,
+        Calibration(temperature=float(temperature), labels=list(labels)),
+        num_threads=num_threads,
+    )
 
 
 @torch.inference_mode()
 def check_parity(
     model: torch.nn.Module,
-    predictor: OnnxPredictor,
+    predictor: Predictor,
     texts: Sequence[str],
     atol: float = 1e-4,
     batch_size: int = 16,

@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from pathlib import Path
 import torch
 
 from mangaassist.errors import UserError
+from mangaassist.inference.bundle import file_sha256
 from mangaassist.training.run_dir import require_run_files
 
 CHECKPOINT = "checkpoints/best.ckpt"
@@ -35,16 +35,6 @@ SOUP_FILE = "soup.json"
 # Byte-identical in every ingredient: the same classes, architecture and data splits.
 MUST_MATCH = ("labels.json", "backbone/config.json", "data/val.jsonl", "data/test.jsonl")
 COPIED = ("config.yaml", "labels.json", "class_counts.json", "backbone", "tokenizer", "data")
-
-
-def _sha256(path: Path) -> str:
-    # evaluation.registry.file_sha256 does the same; this stage comes before it, and the
-    # registry stays free of torch imports, so neither can move into the other.
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_ingredients(run_dirs: list[Path]) -> None:
@@ -153,7 +143,7 @@ def soup_runs(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
     manifest = {
         "method": "uniform",
         "ingredients": [
-            {"run_dir": str(r.resolve()), "checkpoint_sha256": _sha256(r / CHECKPOINT)}
+            {"run_dir": str(r.resolve()), "checkpoint_sha256": file_sha256(r / CHECKPOINT)}
             for r in runs
         ],
         "temperature": "reset to 1.0; calibrate the soup on its own validation split",

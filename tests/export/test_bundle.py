@@ -13,7 +13,8 @@ import torch
 from mangaassist.cli import main
 from mangaassist.errors import UserError
 from mangaassist.evaluation.calibration import Calibration
-from mangaassist.export.bundle import export_run, load_bundle, verify_bundle
+from mangaassist.export.bundle import export_run, verify_bundle
+from mangaassist.inference import Predictor, open_bundle
 from mangaassist.model import onnx_runtime
 from mangaassist.model.onnx_runtime import ParityError
 from mangaassist.training.run_dir import load_run
@@ -22,6 +23,7 @@ from tests.conftest import TINY, compose_cfg, write_toy_jsonl
 
 BUNDLE_FILES = {
     "model.onnx",
+    "README.md",
     "labels.json",
     "calibration.json",
     "tokenizer/tokenizer.json",
@@ -64,7 +66,7 @@ def test_bundle_has_every_file_with_matching_hashes(run_dir, tmp_path):
     assert verify_bundle(out) == m
 
     # Served probabilities from the bundle alone equal PyTorch's softmax(logits / T).
-    predictor = load_bundle(out)
+    predictor = Predictor.from_bundle(open_bundle(out))
     run = load_run(run_dir)
     texts = ["where is my order", "any sales this weekend pls"]
     ref = torch.from_numpy(run.predict_logits(texts)) / 1.5
@@ -83,7 +85,7 @@ def test_cli_default_out_is_the_run_export_folder(run_dir, capsys):
     try:
         assert main(["export", str(run_dir), "--messages", "8"]) == 0
         out = capsys.readouterr().out
-        assert f"[EXPORT] path={run_dir / 'export'} files=5" in out and "on=8:" in out
+        assert f"[EXPORT] path={run_dir / 'export'} files=6" in out and "on=8:" in out
         assert verify_bundle(run_dir / "export")["parity"]["messages"] == 8
     finally:
         shutil.rmtree(run_dir / "export", ignore_errors=True)

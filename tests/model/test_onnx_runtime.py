@@ -11,7 +11,8 @@ import torch
 from mangaassist.model import onnx_runtime
 from mangaassist.model.backbone import load_tokenizer
 from mangaassist.model.module import IntentClassifier
-from mangaassist.model.onnx_runtime import OnnxPredictor, ParityError, check_parity, to_onnx
+from mangaassist.data.schema import INTENTS
+from mangaassist.model.onnx_runtime import ParityError, check_parity, onnx_predictor, to_onnx
 
 TEXTS = [
     "hi",
@@ -30,7 +31,7 @@ def exported(tmp_path_factory):
         model.temperature.fill_(1.7)
     tok = load_tokenizer(None, "tiny")
     path = to_onnx(model, tok, tmp_path_factory.mktemp("onnx") / "sub" / "model.onnx", 32)
-    predictor = OnnxPredictor(path, tok, 32, temperature=1.7)
+    predictor = onnx_predictor(path, tok, 32, INTENTS, temperature=1.7)
     return model, tok, predictor
 
 
@@ -58,7 +59,7 @@ def test_cosine_head_exports_with_parity(tmp_path):
     torch.manual_seed(0)
     model = IntentClassifier("bert", num_labels=10, init="tiny", head="cosine")
     tok = load_tokenizer(None, "tiny")
-    predictor = OnnxPredictor(to_onnx(model, tok, tmp_path / "model.onnx", 32), tok, 32)
+    predictor = onnx_predictor(to_onnx(model, tok, tmp_path / "model.onnx", 32), tok, 32, INTENTS)
     assert check_parity(model, predictor, TEXTS, atol=1e-4) < 1e-4
 
 

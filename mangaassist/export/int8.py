@@ -1,0 +1,84 @@
+"""int8: ONNX Runtime dynamic quantisation, kept only if it agrees with fp32 on validation.
+
+Dynamic quantisation stores the MatMul/Gemm weights as int8 and quantises activations on
+the fly: no calibration data, about 4x smaller weights and 2-3x faster on CPU. It can move
+predictions, so :func:`quantize_checked` scores fp32 and int8 on the run's whole
+validation split and writes ``model.int8.onnx`` only if top-1 agreement is at least
+``MIN_AGREEMENT`` and macro F1 drops by at most ``MAX_F1_DROP`` (points of F1 x 100).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mangaassist.data.schema import read_examples
+from mangaassist.inference.bundle import PRECISIONS
+from mangaassist.inference.predictor import Predictor
+
+MIN_AGREEMENT = 0.99  # top-1 agreement of int8 with fp32 on validation
+MAX_F1_DROP = 0.5  # macro F1 points (F1 x 100) int8 may lose against fp32
+
+
+def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> float:
+    from mangaassist.evaluation.metrics import classification_metrics
+
+    return float(classification_metrics(y_true, y_pred, labels)["macro_f1"])
+
+
+def quantize_checked(
+    folder: Path,
+    fp32: Predictor,
+    run_dir: Path,
+    min_agreement: float = MIN_AGREEMENT,
+    max_f1_drop: float = MAX_F1_DROP,
+) -> dict:
+    """Quantise ``folder/model.onnx``; keep ``model.int8.onnx`` only if it passes the check.
+
+    Args:
+        folder: the bundle being written (holds model.onnx).
+        fp32: the fp32 predictor over it (its tokenizer and labels are reused).
+        run_dir: the run whose ``data/val.jsonl`` is scored.
+
+    Returns:
+        The manifest's ``int8`` entry: ``accepted``, ``agreement``, ``macro_f1_fp32`` /
+        ``macro_f1_int8`` (F1 x 100), ``n``, ``source`` and the limits applied.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    val = run_dir / "data" / "val.jsonl"
+    source = "data/val.jsonl"
+    if not val.is_file():  # a refit run validates on seen data: still the best check it has
+        val, source = run_dir / "data" / "val_seen_in_training.jsonl", "data/val_seen_in_training"
+    examples = read_examples(val)
+    index = {label: i for i, label in enumerate(fp32.labels)}
+    texts = [ex.text for ex in examples]
+    y_true = np.array([index[ex.label] for ex in examples])
+    target = folder / PRECISIONS["int8"]
+    staged = folder / f".{target.name}.tmp"  # same folder: the rename below cannot cross disks
+    try:
+        quantize_dynamic(folder / PRECISIONS["fp32"], staged, weight_type=QuantType.QInt8)
+        int8 = Predictor(staged, fp32.tokenizer, fp32.labels, fp32.calibration, precision="int8")
+        ids = fp32.tokenizer.encode(texts)
+        pred32 = fp32.logits_of_ids(ids).argmax(axis=1)
+        pred8 = int8.logits_of_ids(ids).argmax(axis=1)
+        agreement = float((pred32 == pred8).mean())
+        f1_32 = 100 * _macro_f1(y_true, pred32, fp32.labels)
+        f1_8 = 100 * _macro_f1(y_true, pred8, fp32.labels)
+        accepted = agreement >= min_agreement and f1_32 - f1_8 <= max_f1_drop
+        if accepted:
+            staged.replace(target)
+    finally:
+        staged.unlink(missing_ok=True)
+    return {
+        "accepted": accepted,
+        "agreement": agreement,
+        "macro_f1_fp32": f1_32,
+        "macro_f1_int8": f1_8,
+        "n": len(texts),
+        "source": source,
+        "min_agreement": min_agreement,
+        "max_f1_drop_points": max_f1_drop,
+        "method": "onnxruntime.quantization.quantize_dynamic, QInt8 weights",
+    }

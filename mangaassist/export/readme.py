@@ -1,0 +1,105 @@
+"""The bundle's own documentation: its README.md and the rules recorded in its manifest.
+
+A service written from the bundle alone (another language, another team) must normalise,
+tokenize, apply the temperature and route exactly as training and evaluation did; the
+manifest records each rule as data and the README says it in words, with an example call.
+"""
+
+from __future__ import annotations
+
+from mangaassist.inference.policy import FALLBACK_ROUTE, REASONS, ROUTES, Calibration
+
+# What mangaassist.data.normalize.normalize_text does, step by step, before tokenizing.
+NORMALIZATION = {
+    "function": "mangaassist.data.normalize.normalize_text",
+    "steps": [
+        "remove zero-width characters U+200B U+200C U+200D U+2060 U+FEFF",
+        "Unicode NFKC (full-width to ASCII, compatibility forms folded)",
+        "collapse every whitespace run to one space and strip both ends",
+        "shorten runs of 4+ of one punctuation or math/modifier symbol to 3",
+        "repeat until nothing changes (idempotent)",
+    ],
+    "case": "kept (the tokenizer lower-cases)",
+}
+
+
+def routing_rule(calib: Calibration) -> dict:
+    """The fallback and routing rule as data, for the manifest."""
+    return {
+        "rule": (
+            "p = softmax(logits / temperature); intent = argmax p; "
+            "fallback (low_confidence) if p[intent] < thresholds[intent]; "
+            "else clarify (ambiguous) if p[intent] - second highest p < margin; "
+            "else route to routes[intent]"
+        ),
+        "reasons": dict(REASONS),
+        "global_threshold": calib.global_threshold,
+        "margin": calib.margin,
+        "thresholds": dict(calib.thresholds),
+        "routes": dict(ROUTES),
+        "fallback_route": FALLBACK_ROUTE,
+    }
+
+
+def bundle_readme(
+    version: str, labels: list[str], calib: Calibration, max_length: int, int8: dict | None
+) -> str:
+    """README.md of a bundle: inputs, normalisation, temperature, fallback rule, an example."""
+    steps = "\n".join(f"{i}. {s}" for i, s in enumerate(NORMALIZATION["steps"], 1))
+    thresholds = "\n".join(
+        f"| {lb} | {calib.thresholds.get(lb, calib.global_threshold):.3f} | {ROUTES.get(lb, lb)} |"
+        for lb in labels
+    )
+    quant = "fp32 only (`model.onnx`)."
+    if int8 is not None:
+        verdict = "kept as `model.int8.onnx`" if int8["accepted"] else "refused, not written"
+        quant = (
+            f"int8 {verdict}: top-1 agreement with fp32 {100 * int8['agreement']:.2f}% and "
+            f"macro F1 {int8['macro_f1_int8']:.2f} vs {int8['macro_f1_fp32']:.2f} on "
+            f"{int8['n']} messages of {int8['source']}."
+        )
+    return f"""# Model bundle `{version}`
+
+Everything needed to answer with this intent classifier; `manifest.json` holds the sha256 of
+each file and the same rules as data. Serve it with `mangaassist serve <this folder>`.
+
+## Inputs and outputs
+`model.onnx` (ONNX opset 17): `input_ids` and `attention_mask`, int64, shape (batch, tokens);
+output `logits`, float32 (batch, {len(labels)}), in the order of `labels.json`. {quant}
+
+## Before the model
+Normalise each message (`{NORMALIZATION["function"]}`):
+
+{steps}
+
+Then tokenize with `tokenizer/tokenizer.json` (the `tokenizers` library), truncating to
+{max_length} tokens including [CLS] and [SEP]. Turn off the file's fixed padding and pad each
+batch to its own longest message (pad id 0, attention_mask 0 there): padding every message to
+128 tokens gives the same answer ~5x slower.
+
+## After the model
+`p = softmax(logits / T)` with T = {calib.temperature:.4f} (`calibration.json`). The intent is
+`argmax p`. Fall back (reason `low_confidence`) if `p[intent]` is below the intent's
+threshold; otherwise ask the user to clarify (reason `ambiguous`) if the top two differ by
+less than the margin {calib.margin:g}; otherwise route:
+
+| intent | threshold | route |
+|---|---|---|
+{thresholds}
+
+A message that is not routed goes to `{FALLBACK_ROUTE}`.
+
+## Example
+```python
+import json, numpy as np, onnxruntime as ort
+from tokenizers import Tokenizer
+from mangaassist.data.normalize import normalize_text  # or the steps above
+tok = Tokenizer.from_file("tokenizer/tokenizer.json")
+tok.no_padding(); tok.enable_truncation({max_length})
+ids = tok.encode(normalize_text("where is my order??")).ids
+x = {{"input_ids": np.array([ids]), "attention_mask": np.ones((1, len(ids)), dtype=np.int64)}}
+z = ort.InferenceSession("model.onnx").run(["logits"], x)[0][0] / {calib.temperature:.4f}
+p = np.exp(z - z.max()); p /= p.sum()
+print(json.load(open("labels.json"))[int(p.argmax())], p.max())
+```
+"""
