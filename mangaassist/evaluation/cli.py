@@ -11,8 +11,38 @@ import json
 from pathlib import Path
 
 
+def _evaluate_bundle(args: argparse.Namespace) -> int:
+    """``evaluate --model BUNDLE``: the exported model as served (ONNX Runtime, its policy)."""
+    from mangaassist.evaluation import artifacts
+    from mangaassist.evaluation.evaluate import evaluate_bundle, log_line, write_evaluation
+    from mangaassist.evaluation.settings import load_eval_settings
+    from mangaassist.inference import Predictor, open_bundle
+
+    bundle = open_bundle(args.model)
+    examples = artifacts.read_labelled(args.data, bundle.labels, args.model)
+    predictor = Predictor.from_bundle(bundle, args.precision, num_threads=1)
+    settings = load_eval_settings(path=Path(args.config) if args.config else None)
+    ev = evaluate_bundle(predictor, examples, settings=settings, time_it=not args.no_latency)
+    context = {
+        "model": str(args.model),
+        "data": str(args.data),
+        "bundle_sha256": bundle.sha256,
+        "model_version": bundle.version,
+        "precision": predictor.precision,
+    }
+    report = write_evaluation(
+        ev, Path(args.out), title=f"{Path(args.data).name} · {bundle.version}", context=context
+    )
+    print(log_line(ev.metrics, "EVAL", Path(args.data).stem))
+    print(f"[REPORT] path={report} metrics={Path(args.out) / 'metrics.json'}")
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from mangaassist.evaluation import artifacts
+
+    if (Path(args.model) / "manifest.json").is_file():
+        return _evaluate_bundle(args)
 
     # Check the cheap things (files, labels) before importing torch and loading the model.
     model_dir = artifacts.check_run_dir(args.model)
@@ -194,11 +224,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     root_help = "registry folder (default $MANGAASSIST_REGISTRY, else ./registry)"
 
     ev = sub.add_parser("evaluate", help="metrics, calibration, latency and an HTML report")
-    ev.add_argument("--model", required=True, help="run directory (or registry version folder)")
+    ev.add_argument(
+        "--model", required=True, help="run directory, registry version or export bundle"
+    )
     ev.add_argument("--data", required=True, help="labelled JSONL/CSV in the example contract")
     ev.add_argument("--out", required=True, help="folder for metrics.json and report.html")
     ev.add_argument("--config", help="evaluation settings YAML (default: the run's, else conf/)")
     ev.add_argument("--no-latency", action="store_true", help="skip the batch-1 timing")
+    ev.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "int8"],
+        help="a bundle's graph (auto: int8 when present, as serve picks)",
+    )
     ev.set_defaults(func=_evaluate)
 
     gt = sub.add_parser("gate", help="compare a candidate with the champion; [DECISION] line")

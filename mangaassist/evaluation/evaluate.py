@@ -229,6 +229,49 @@ def evaluate_run(
     return ev
 
 
+def evaluate_bundle(
+    predictor,  # mangaassist.inference.Predictor
+    examples: Sequence,
+    *,
+    rare: Sequence[str] = (),
+    settings: EvalSettings | None = None,
+    time_it: bool = True,
+) -> Evaluation:
+    """Score examples with an export bundle's predictor: the model exactly as served.
+
+    Logits come from the same :class:`~mangaassist.inference.Predictor` the server batches
+    with; calibration and the fallback rule are the bundle's, and latency is batch 1 on it.
+    """
+    from mangaassist.evaluation.latency import time_predict_one
+
+    s = settings or EvalSettings()
+    if not examples:
+        raise UserError("no examples to evaluate")
+    index = {label: i for i, label in enumerate(predictor.labels)}
+    texts = [ex.text for ex in examples]
+    latency = None
+    if time_it:
+        timing = {"warmup": s.latency.warmup, "max_messages": s.latency.max_messages}
+        latency = {
+            "runtime": f"onnxruntime-{predictor.precision}",
+            **time_predict_one(predictor.predict_one, texts, **timing),
+        }
+        latency["num_threads"] = predictor.num_threads
+    ev = evaluate_arrays(
+        predictor.logits(texts),
+        np.array([index[ex.label] for ex in examples]),
+        predictor.labels,
+        texts=texts,
+        tags=[ex.tags for ex in examples],
+        rare=rare,
+        calibration=predictor.calibration,
+        settings=s,
+        latency=latency,
+    )
+    ev.ids = [ex.id for ex in examples]
+    return ev
+
+
 def write_evaluation(
     ev: Evaluation, out_dir: Path, title: str = "Evaluation", context: dict | None = None
 ) -> Path:

@@ -1,0 +1,124 @@
+"""``mangaassist serve`` and ``mangaassist loadtest``.
+
+``serve`` takes a bundle, a run directory (its ``export/`` bundle, exported first when absent)
+or ``--registry DIR`` (the champion's bundle). Exporting needs torch, so it runs in a child
+process (``mangaassist export``): the serving process itself never imports torch.
+
+Exit status: 0 after a clean shutdown (SIGTERM or Ctrl-C), 2 a user error (a bad bundle,
+setting or path, printed as one line by :mod:`mangaassist.cli`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mangaassist.errors import UserError
+
+_FLAGS = ("host", "port", "threads", "workers", "precision")
+
+
+def _export_child(run_dir: Path) -> None:
+    """``mangaassist export RUN --quantize int8`` in a child process (torch stays out of here)."""
+    print(f'[SERVE] note="{run_dir} has no export bundle; exporting it first (int8 if accepted)"')
+    cmd = [sys.executable, "-m", "mangaassist.cli", "export", str(run_dir), "--quantize", "int8"]
+    done = subprocess.run(cmd, check=False)
+    if done.returncode != 0:
+        raise UserError(f"{run_dir}: export failed (exit {done.returncode}); see the lines above")
+
+
+def resolve_bundle(target: str | None, registry: str | None) -> Path:
+    """The bundle folder to serve for a bundle, a run directory or a registry's champion."""
+    if registry is not None:
+        from mangaassist.evaluation.registry import Registry
+
+        reg = Registry(registry)
+        champion = reg.champion()
+        if champion is None:
+            raise UserError(
+                f"registry {reg.root}: no champion yet; promote a version with "
+                "`mangaassist registry promote vN` or `mangaassist gate RUN --promote`"
+            )
+        target = str(reg.path(champion))
+    if target is None:
+        raise UserError("serve needs a bundle, a run directory or --registry DIR")
+    path = Path(target)
+    if (path / "manifest.json").is_file():
+        return path
+    if (path / "checkpoints" / "best.ckpt").is_file():
+        if not (path / "export" / "manifest.json").is_file():
+            _export_child(path)
+        return path / "export"
+    raise UserError(
+        f"{path}: neither a bundle (manifest.json) nor a run directory (checkpoints/best.ckpt); "
+        "pass `outputs/RUN/export`, `outputs/RUN` or --registry DIR"
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from mangaassist.serve.settings import load_serve_settings
+
+    overrides = list(args.overrides)
+    if args.target and "=" in args.target and not Path(args.target).exists():
+        overrides.insert(0, args.target)  # `serve --registry R port=9000`: no target given
+        args.target = None
+    overrides += [f"{k}={getattr(args, k)}" for k in _FLAGS if getattr(args, k) is not None]
+    if args.debug:
+        overrides.append("log_level=debug")
+    settings = load_serve_settings(args.config_name, overrides, args.config)
+    bundle = resolve_bundle(args.target, args.registry)
+    import uvicorn
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,  # one [SERVE] line per request at debug level instead
+        "timeout_graceful_shutdown": settings.graceful_timeout_s,
+    }
+    if settings.workers > 1:  # each worker process builds its own app and model
+        os.environ["MANGAASSIST_SERVE"] = json.dumps(
+            {"bundle": str(bundle), "settings": settings.to_dict()}
+        )
+        uvicorn.run(
+            "mangaassist.serve.app:app_from_env", factory=True, workers=settings.workers, **common
+        )
+        return 0
+    from mangaassist.inference import open_bundle
+    from mangaassist.serve.app import create_app
+
+    open_bundle(bundle)  # a bad bundle is one error line here, not a traceback in lifespan
+    server = uvicorn.Server(uvicorn.Config(create_app(bundle, settings), **common))
+    server.run()
+    return 0 if server.started else 2
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``serve`` and ``loadtest`` to the top-level parser."""
+    from mangaassist.serve.loadtest import add_parser
+
+    sv = sub.add_parser(
+        "serve",
+        help="HTTP endpoint over a bundle: micro-batching, calibrated routing, prediction log",
+        description="Serve POST /v1/classify, /healthz, /readyz, /v1/model, /metrics, /docs. "
+        "Settings: conf/serve/<name>.yaml, then key=value overrides, then the flags.",
+    )
+    sv.add_argument("target", nargs="?", help="a bundle folder or a run directory")
+    sv.add_argument("overrides", nargs="*", help="settings as key=value (e.g. max_wait_ms=2)")
+    sv.add_argument("--registry", help="serve the champion of this registry folder")
+    sv.add_argument("--config-name", default="default", help="conf/serve/NAME.yaml (default)")
+    sv.add_argument("--config", help="a settings YAML file instead of conf/serve/")
+    sv.add_argument("--host", help="listen address (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, help="listen port (default 8000)")
+    sv.add_argument("--threads", type=int, help="ONNX Runtime threads per process")
+    sv.add_argument("--workers", type=int, help="server processes")
+    sv.add_argument("--precision", choices=["auto", "fp32", "int8"], help="model graph")
+    sv.add_argument("--debug", action="store_true", help="one [SERVE] line per request")
+    sv.set_defaults(func=_serve)
+    add_parser(sub)
