@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -90,11 +91,17 @@ def _serve(args: argparse.Namespace) -> int:
             "mangaassist.serve.app:app_from_env", factory=True, workers=settings.workers, **common
         )
         return 0
-    from mangaassist.inference import open_bundle
+    from mangaassist.inference import Predictor, open_bundle
     from mangaassist.serve.app import create_app
 
-    open_bundle(bundle)  # a bad bundle is one error line here, not a traceback in lifespan
+    # A bad bundle (hashes, tokenizer, corrupt ONNX) is one error line here, before the port
+    # is bound, not a traceback from inside the server's start-up.
+    Predictor.from_bundle(open_bundle(bundle), settings.precision, num_threads=1)
     server = uvicorn.Server(uvicorn.Config(create_app(bundle, settings), **common))
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
+    # that was there before it: make that one a no-op, so a clean shutdown exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     server.run()
     return 0 if server.started else 2
 

@@ -20,7 +20,7 @@ from mangaassist.inference.policy import ROUTES
 from mangaassist.serve.app import create_app
 from mangaassist.serve.predlog import read_prediction_logs
 from mangaassist.serve.settings import load_serve_settings
-from tests.serve.conftest import free_port
+from tests.conftest import free_port
 
 TEXTS = [
     "where is my order",
