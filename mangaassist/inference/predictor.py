@@ -39,6 +39,9 @@ def ort_session(path: str | Path, num_threads: int = 1):  # -> onnxruntime.Infer
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3  # errors only
+    # Idle intra-op threads spin-wait for the next run by default: on a 2-core machine that
+    # burns the cores the HTTP event loop and the tokenizer need between batches.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own Fail/InvalidProtobuf types

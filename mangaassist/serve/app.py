@@ -14,11 +14,8 @@ and one prediction-log record per message handed to the background writer.
 from __future__ import annotations
 
 import json
-import logging
 import time
-import uuid
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -27,14 +24,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
+from mangaassist.serve import endpoint
+from mangaassist.serve.endpoint import validation_error
 from mangaassist.serve.guard import Guard
 from mangaassist.serve.metrics import ServeMetrics
 from mangaassist.serve.runtime import Runtime
-from mangaassist.serve.schemas import Answer, ApiError, BatchAnswer, ClassifyRequest, check_texts
+from mangaassist.serve.schemas import Answer, ApiError, BatchAnswer, ClassifyRequest
 from mangaassist.serve.settings import ServeSettings
-
-logger = logging.getLogger("mangaassist.serve")
-PUBLIC = ("intent", "confidence", "top_k", "fallback", "fallback_reason", "route")
 
 
 def _error(err: ApiError, request: Request) -> JSONResponse:
@@ -44,23 +40,7 @@ def _error(err: ApiError, request: Request) -> JSONResponse:
 
 
 def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    first = exc.errors()[0] if exc.errors() else {}
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-    field = ".".join(loc) or None
-    kind = first.get("type", "invalid")
-    if kind == "json_invalid":
-        return _error(
-            ApiError(400, "malformed_json", f"body is not valid JSON: {first.get('msg')}"), request
-        )
-    hint = {
-        "extra_forbidden": f"unknown field {field!r}; send only text or texts",
-        "string_type": f"{field} must be a string",
-        "list_type": f"{field} must be a list of strings",
-        "model_attributes_type": 'the body must be a JSON object such as {"text": "hi"}',
-        "dict_type": 'the body must be a JSON object such as {"text": "hi"}',
-        "missing": 'the body is missing: send {"text": "..."} or {"texts": [...]}',
-    }.get(kind, f"{field}: {first.get('msg', 'invalid value')}")
-    return _error(ApiError(422, kind, hint, field), request)
+    return _error(validation_error(list(exc.errors())), request)
 
 
 def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -106,7 +86,7 @@ def create_app(bundle: str | Path, settings: ServeSettings | None = None) -> Fas
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.add_middleware(Guard, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(Guard, state=app.state, fast_path=settings.fast_path)
     app.add_exception_handler(ApiError, lambda r, e: _error(e, r))
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
@@ -134,51 +114,30 @@ def create_app(bundle: str | Path, settings: ServeSettings | None = None) -> Fas
         """Prometheus text exposition of this process's metrics."""
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/classify", response_model=Answer | BatchAnswer)
-    async def classify(body: ClassifyRequest, request: Request) -> JSONResponse:
-        """Classify one message (``text``) or several (``texts``)."""
-        t0 = request.scope.get("mangaassist.t0") or time.perf_counter()
-        rt: Runtime = request.app.state.runtime
-        s = rt.settings
-        texts = check_texts(body, max_chars=s.max_chars, max_items=s.max_items, truncate=s.truncate)
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        answers = await rt.classify(texts)  # raises ApiError(503) when the queue is full
-        latency_ms = (time.perf_counter() - t0) * 1000
-        version = rt.version
-        results = []
-        ts = datetime.now(UTC).isoformat()
-        for i, (text, a) in enumerate(zip(texts, answers, strict=True)):
-            public = {k: a[k] for k in PUBLIC}
-            public.update(
-                model_version=version,
-                request_id=rid,
-                latency_ms=round(latency_ms, 3),
-                tokens=a["tokens"],
-            )
-            results.append(public)
-            rt.record(ts, rid, i, text, a, latency_ms)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "[SERVE] request_id=%s n=%d intent=%s confidence=%.3f latency_ms=%.2f "
-                "queue_ms=%.2f batch=%d",
-                rid,
-                len(texts),
-                answers[0]["intent"],
-                answers[0]["confidence"],
-                latency_ms,
-                answers[0]["queue_ms"],
-                answers[0]["batch"],
-            )
-        if body.text is not None:
-            out: dict = results[0]
-        else:
-            out = {
-                "results": results,
-                "model_version": version,
-                "request_id": rid,
-                "latency_ms": round(latency_ms, 3),
+    @app.post(
+        "/v1/classify",
+        response_model=Answer | BatchAnswer,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ClassifyRequest.model_json_schema()}},
             }
-        return JSONResponse(out, headers={"X-Request-ID": rid, "X-Model-Version": version})
+        },
+    )
+    async def classify(request: Request) -> JSONResponse:
+        """Classify one message (``text``) or several (``texts``).
+
+        With ``fast_path: true`` (the default) the Guard answers this route before FastAPI
+        sees it, through the same :func:`~mangaassist.serve.endpoint.classify`.
+        """
+        t0 = request.scope.get("mangaassist.t0") or time.perf_counter()
+        out, headers = await endpoint.classify(
+            request.app.state.runtime,
+            await request.body(),
+            request.headers.get("x-request-id"),
+            t0,
+        )
+        return JSONResponse(out, headers=headers)
 
     return app
 

@@ -1,10 +1,11 @@
-"""The outermost layer of every request: limits that need no parsing, and request metrics.
+"""The outermost layer of every request: limits that need no parsing, metrics, the fast path.
 
 Pure ASGI (no ``BaseHTTPMiddleware``, which costs a task and a copy per request). For a POST
-it answers 415 for a body that is not JSON and 413 for a declared ``Content-Length`` over the
-limit before the app reads anything; a body without a length (chunked) is read here up to
-the limit (413 past it) and replayed to the app. It measures every request's duration and
-status, so shed, refused and failed requests are in the metrics too.
+it answers 415 for a body that is not JSON and 413 for a body over the limit (declared in
+``Content-Length``, or counted as a chunked body arrives) before the app parses anything. It
+measures every request's duration and status, so shed, refused and failed requests are in
+the metrics too. With ``fast_path`` it answers ``POST /v1/classify`` itself through
+:func:`mangaassist.serve.endpoint.classify`; every other request goes on to FastAPI.
 """
 
 from __future__ import annotations
@@ -12,28 +13,35 @@ from __future__ import annotations
 import json
 import time
 
-from mangaassist.serve.metrics import ServeMetrics
+from mangaassist.serve import endpoint
+from mangaassist.serve.schemas import ApiError
 
 KNOWN_ROUTES = ("/v1/classify", "/v1/model", "/healthz", "/readyz", "/metrics")
+_JSON = (b"content-type", b"application/json")
 
 
-async def _answer(send, status: int, code: str, message: str, limit: int | None = None) -> None:
-    err = {"status": status, "code": code, "message": message}
-    if limit is not None:
-        err["limit"] = limit
-    body = json.dumps({"error": err}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+async def _send_json(send, status: int, body: dict, headers: dict | None = None) -> None:
+    data = json.dumps(body, ensure_ascii=False).encode()
+    raw = [_JSON, (b"content-length", b"%d" % len(data))]
+    raw += [(k.lower().encode(), str(v).encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})
 
 
 class Guard:
-    """ASGI middleware: content type and body-size limits, in-flight gauge, latency, status."""
+    """ASGI middleware: limits, in-flight gauge, latency and status metrics, the fast path.
 
-    def __init__(self, app, metrics: ServeMetrics, max_body_bytes: int) -> None:
+    Args:
+        app: the FastAPI app (everything the guard does not answer itself).
+        state: the app's ``state`` (``settings``, ``metrics``; ``runtime`` once started).
+        fast_path: answer ``POST /v1/classify`` here.
+    """
+
+    def __init__(self, app, state, fast_path: bool = True) -> None:
         self.app = app
-        self.metrics = metrics
-        self.max_body_bytes = int(max_body_bytes)
+        self.state = state
+        self.fast_path = fast_path
+        self.max_body_bytes = int(state.settings.max_body_bytes)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -41,10 +49,9 @@ class Guard:
             return
         t0 = time.perf_counter()
         scope["mangaassist.t0"] = t0
-        path = scope["path"]
-        route = path if path in KNOWN_ROUTES else "other"
+        route = scope["path"] if scope["path"] in KNOWN_ROUTES else "other"
         status = 500
-        m = self.metrics
+        m = self.state.metrics
 
         async def send_status(message) -> None:
             nonlocal status
@@ -55,19 +62,9 @@ class Guard:
         m.in_flight.inc()
         try:
             if scope["method"] == "POST" and route != "other":
-                refused = self._refuse(scope)
-                if refused is not None:
-                    await _answer(send_status, *refused)
-                    scope["mangaassist.error_code"] = refused[1]
-                    return
-                if b"content-length" not in dict(scope["headers"]):
-                    receive = await self._buffered(receive)
-                    if receive is None:
-                        scope["mangaassist.error_code"] = "body_too_large"
-                        msg = f"body over {self.max_body_bytes} bytes"
-                        await _answer(send_status, 413, "body_too_large", msg, self.max_body_bytes)
-                        return
-            await self.app(scope, receive, send_status)
+                await self._post(scope, receive, send_status, route, t0)
+            else:
+                await self.app(scope, receive, send_status)
         finally:
             m.in_flight.dec()
             m.request_seconds.labels(route).observe(time.perf_counter() - t0)
@@ -75,43 +72,61 @@ class Guard:
             if status >= 400:
                 m.errors.labels(str(status), scope.get("mangaassist.error_code", "")).inc()
 
-    def _refuse(self, scope) -> tuple[int, str, str, int | None] | None:
-        """(status, code, message, limit) for a request refused on its headers alone."""
+    async def _post(self, scope, receive, send, route: str, t0: float) -> None:
         headers = dict(scope["headers"])
+        try:
+            self._check_headers(headers)
+            if self.fast_path and route == "/v1/classify":
+                raw = await self._read(receive)
+                rid = headers.get(b"x-request-id")
+                rt = self.state.runtime
+                out, extra = await endpoint.classify(rt, raw, rid and rid.decode("latin-1"), t0)
+                await _send_json(send, 200, out, extra)
+                return
+            if b"content-length" not in headers:  # chunked: read it here, under the limit
+                receive = _replay(await self._read(receive))
+        except ApiError as err:
+            scope["mangaassist.error_code"] = err.code
+            retry = {"Retry-After": self.state.settings.retry_after_s} if err.status == 503 else {}
+            await _send_json(send, err.status, err.body(), retry)
+            return
+        await self.app(scope, receive, send)
+
+    def _check_headers(self, headers: dict) -> None:
         ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if ctype != b"application/json":
             shown = ctype.decode("latin-1") or "none"
-            return (
-                415,
-                "unsupported_media_type",
-                f"content-type {shown}; send application/json",
-                None,
-            )
+            msg = f"content-type {shown}; send application/json"
+            raise ApiError(415, "unsupported_media_type", msg, "content-type")
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             msg = f"body of {int(length)} bytes; the limit is {self.max_body_bytes}"
-            return 413, "body_too_large", msg, self.max_body_bytes
-        return None
+            raise ApiError(413, "body_too_large", msg, "body", self.max_body_bytes)
 
-    async def _buffered(self, receive):
-        """Read a length-less body up to the limit; a receive that replays it, or None."""
+    async def _read(self, receive) -> bytes:
+        """The whole body, refusing it (413) once it passes the limit."""
         chunks, seen = [], 0
         while True:
             message = await receive()
             if message["type"] != "http.request":  # the client went away
-                return _replay([message])
-            chunks.append(message)
-            seen += len(message.get("body", b""))
+                raise ApiError(400, "client_disconnected", "the client closed the request")
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
             if seen > self.max_body_bytes:
-                return None
+                msg = f"body over {self.max_body_bytes} bytes"
+                raise ApiError(413, "body_too_large", msg, "body", self.max_body_bytes)
             if not message.get("more_body", False):
-                return _replay(chunks)
+                return b"".join(chunks)
 
 
-def _replay(messages: list[dict]):
-    queue = list(messages)
+def _replay(body: bytes):
+    sent = False
 
     async def receive():
-        return queue.pop(0) if queue else {"type": "http.disconnect"}
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
 
     return receive

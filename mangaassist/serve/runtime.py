@@ -127,8 +127,8 @@ class Runtime:
         """The answering model's version."""
         return self.model.version
 
-    async def classify(self, texts: list[str]) -> list[dict]:
-        """Answers from the current model; ApiError 503 when its queue is full."""
+    async def classify(self, texts: list[str]) -> tuple[str, list[dict]]:
+        """(version, answers) from the current model; ApiError 503 when its queue is full."""
         model = self.model  # one read: this request is answered by this model only
         self.metrics.queue_depth.set(model.batcher.pending())
         try:
@@ -144,16 +144,18 @@ class Runtime:
                 m.fallback.labels(a["fallback_reason"]).inc()
                 if a["fallback_reason"] == "low_confidence":
                     m.low_confidence.inc()
-        return answers
+        return model.version, answers
 
-    def record(self, ts: str, rid: str, item: int, text: str, a: dict, latency_ms: float) -> None:
+    def record(
+        self, ts: str, rid: str, item: int, text: str, a: dict, latency_ms: float, version: str
+    ) -> None:
         """Hand one prediction-log record to the writer (never blocks)."""
         self.writer.write(
             {
                 "ts": ts,
                 "request_id": rid,
                 "item": item,
-                "model_version": self.version,
+                "model_version": version,
                 "latency_ms": round(latency_ms, 3),
                 "queue_ms": round(a["queue_ms"], 3),
                 "batch": a["batch"],

@@ -39,6 +39,7 @@ class ServeSettings:
     precision: str = "auto"
     model_version: str | None = None
     batching: bool = True
+    fast_path: bool = True
     max_batch_size: int = 32
     max_wait_ms: float = 1.0
     group_padding: float = 1.3
