@@ -1,4 +1,4 @@
-"""``mangaassist serve`` and ``mangaassist loadtest``.
+"""``mangaassist serve``, ``loadtest`` and ``predict``.
 
 ``serve`` takes a bundle, a run directory (its ``export/`` bundle, exported first when absent)
 or ``--registry DIR`` (the champion's bundle). Exporting needs torch, so it runs in a child
@@ -108,6 +108,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``serve`` and ``loadtest`` to the top-level parser."""
+    from mangaassist.serve import predict
     from mangaassist.serve.loadtest import add_parser
 
     sv = sub.add_parser(
@@ -129,3 +130,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     sv.add_argument("--debug", action="store_true", help="one [SERVE] line per request")
     sv.set_defaults(func=_serve)
     add_parser(sub)
+    predict.add_parser(sub)
