@@ -4,6 +4,7 @@ Layout of the bundle folder (``<run>/export`` by default)::
 
     model.onnx         forward(input_ids, attention_mask) -> raw logits (B, C), opset 17
     model.int8.onnx    with --quantize int8, only if it agrees with fp32 on validation
+    canary.jsonl       32 fixed messages and their answers per precision (checked at load)
     tokenizer/         the run's tokenizer files, as trained with
     labels.json        label names in logit order
     calibration.json   temperature T and fallback thresholds: probabilities = softmax(logits / T)
@@ -28,12 +29,20 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import mangaassist.data
 from mangaassist.data.schema import read_examples
 from mangaassist.errors import UserError
 from mangaassist.evaluation.artifacts import check_run_dir, read_calibration, read_labels
 from mangaassist.export.int8 import quantize_checked
 from mangaassist.export.readme import NORMALIZATION, bundle_readme, routing_rule
-from mangaassist.inference.bundle import MANIFEST, file_sha256, tokenizer_sha256, verify_bundle
+from mangaassist.inference.bundle import (
+    MANIFEST,
+    PRECISIONS,
+    file_sha256,
+    tokenizer_sha256,
+    verify_bundle,
+)
+from mangaassist.inference.canary import record_canary
 from mangaassist.inference.predictor import Predictor
 from mangaassist.inference.tokenize import TOKENIZER_FILE, BatchTokenizer
 
@@ -41,6 +50,7 @@ __all__ = ["MANIFEST", "export_run", "verify_bundle"]
 FORMAT_VERSION = 2
 PARITY_MESSAGES = 64  # first messages of data/val.jsonl checked for logit parity
 DEFAULT_ATOL = 1e-3  # max |ONNX - PyTorch| logit difference accepted
+CANARY_MESSAGES = 32  # fixed messages whose answers the bundle records (blue/green's canary)
 
 
 def _parity_texts(run_dir: Path, n: int) -> tuple[list[str], str]:
@@ -69,6 +79,14 @@ def _versions() -> dict[str, str]:
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
     }
+
+
+def _canary_texts(fallback: list[str]) -> list[str]:
+    """The canary's fixed messages: the first of the packaged golden set (else validation)."""
+    golden = Path(mangaassist.data.__file__).parent / "golden" / "golden.jsonl"
+    if golden.is_file():
+        return [ex.text for ex in read_examples(golden)[:CANARY_MESSAGES]]
+    return fallback[:CANARY_MESSAGES]
 
 
 def _check_tokenizer(trained, served: BatchTokenizer, texts: list[str], folder: Path) -> None:
@@ -130,6 +148,11 @@ def _write_bundle(
     _check_tokenizer(run.tokenizer, predictor.tokenizer, texts, folder)
     diff = check_parity(run.model, predictor, texts, atol=atol)
     int8 = quantize_checked(folder, predictor, run_dir) if quantize == "int8" else None
+    served = {"fp32": predictor}
+    if int8 is not None and int8["accepted"]:
+        int8_file = folder / PRECISIONS["int8"]
+        served["int8"] = Predictor(int8_file, predictor.tokenizer, labels, calib, precision="int8")
+    record_canary(folder, served, _canary_texts(texts))
     model_cfg = run.config.model
     ckpt_sha = file_sha256(run_dir / "checkpoints" / "best.ckpt")
     version = model_version(run_dir, ckpt_sha, model_cfg)

@@ -27,6 +27,16 @@ from mangaassist.errors import UserError
 from mangaassist.inference.policy import CALIBRATION_FILE, Calibration
 
 MANIFEST = "manifest.json"
+
+
+class BundleError(UserError):
+    """A bundle refused at load; ``check`` names which check failed (for deploy lines)."""
+
+    def __init__(self, message: str, check: str) -> None:
+        super().__init__(message)
+        self.check = check
+
+
 PRECISIONS = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 
 
@@ -54,9 +64,10 @@ def _inside(folder: Path, name: str) -> Path:
     """``folder / name``, refusing absolute names and ``..`` that leave the folder."""
     path = (folder / name).resolve()
     if Path(name).is_absolute() or not path.is_relative_to(folder.resolve()):
-        raise UserError(
+        raise BundleError(
             f"{folder / MANIFEST}: file entry {name!r} points outside the bundle; "
-            "a bundle only lists its own files: re-export it"
+            "a bundle only lists its own files: re-export it",
+            "manifest",
         )
     return path
 
@@ -92,16 +103,18 @@ def verify_bundle(folder: str | Path) -> dict:
     ]
     source = manifest.get("source_run", "RUN_DIR")
     if bad:
-        raise UserError(
+        raise BundleError(
             f"{folder}: files missing or changed since export: {bad}; "
-            f"re-export with `mangaassist export {source}`"
+            f"re-export with `mangaassist export {source}`",
+            "manifest",
         )
     trained = manifest.get("tokenizer_sha256")
     if trained is not None and tokenizer_sha256(folder / "tokenizer") != trained:
-        raise UserError(
+        raise BundleError(
             f"{folder / 'tokenizer'}: not the tokenizer the model was trained with "
             f"(tokenizer_sha256 {trained[:12]}... in {MANIFEST}); "
-            f"re-export with `mangaassist export {source}`"
+            f"re-export with `mangaassist export {source}`",
+            "tokenizer",
         )
     return manifest
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mangaassist.errors import UserError
-from mangaassist.inference.bundle import Bundle
+from mangaassist.inference.bundle import Bundle, BundleError
 from mangaassist.inference.policy import Calibration, decide, softmax
 from mangaassist.inference.tokenize import TOKENIZER_FILE, BatchTokenizer
 
@@ -45,7 +45,8 @@ def ort_session(path: str | Path, num_threads: int = 1):  # -> onnxruntime.Infer
     try:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own Fail/InvalidProtobuf types
-        raise UserError(f"{path}: not a loadable ONNX model ({err}); re-export the run") from err
+        msg = f"{path}: not a loadable ONNX model ({err}); re-export the run"
+        raise BundleError(msg, "onnx") from err
 
 
 class Predictor:

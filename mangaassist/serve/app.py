@@ -13,6 +13,7 @@ and one prediction-log record per message handed to the background writer.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from contextlib import asynccontextmanager
@@ -24,7 +25,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
-from mangaassist.serve import endpoint
+from mangaassist.serve import endpoint, switch
+from mangaassist.serve.admin import Target, admin_router, read_token, resolve_target
 from mangaassist.serve.endpoint import validation_error
 from mangaassist.serve.guard import Guard
 from mangaassist.serve.metrics import ServeMetrics
@@ -72,6 +74,10 @@ def create_app(bundle: str | Path, settings: ServeSettings | None = None) -> Fas
         runtime = Runtime.start(Path(bundle), settings, metrics)
         app.state.runtime = runtime
         print(runtime.start_line(), flush=True)
+        if settings.shadow:
+            target = Target(**{"version" if settings.registry else "bundle": settings.shadow})
+            shadow = await asyncio.to_thread(resolve_target, settings, target)
+            await switch.set_shadow(runtime, shadow, settings.shadow_share)
         try:
             yield
         finally:
@@ -90,6 +96,7 @@ def create_app(bundle: str | Path, settings: ServeSettings | None = None) -> Fas
     app.add_exception_handler(ApiError, lambda r, e: _error(e, r))
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.include_router(admin_router(read_token(settings), settings.admin_token_env))
 
     @app.get("/healthz")
     async def healthz() -> dict:

@@ -20,6 +20,8 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import threading
 import time
 from collections import deque
@@ -115,6 +117,7 @@ class MicroBatcher:
         self._queue: deque[Item] = deque()
         self._cond = threading.Condition()
         self._stopping = False
+        self._nice = 0  # worker thread's niceness: a shadow model runs at a lower priority
         self._thread = threading.Thread(target=self._work, name="mangaassist-batcher", daemon=True)
         self._thread.start()
 
@@ -155,8 +158,17 @@ class MicroBatcher:
                     break
             return batch
 
+    def background(self, nice: int = 10) -> None:
+        """Run this batcher's model calls at a lower CPU priority (Linux thread niceness)."""
+        self._nice = nice
+
     def _work(self) -> None:
+        applied = 0
         while (batch := self._take()) is not None:
+            if self._nice != applied:  # a single-threaded session computes in this thread
+                with contextlib.suppress(OSError, AttributeError):
+                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
+                applied = self._nice
             started = time.perf_counter()
             try:
                 answers, stats = self._run(batch)

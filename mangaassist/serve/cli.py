@@ -1,4 +1,4 @@
-"""``mangaassist serve``, ``loadtest`` and ``predict``.
+"""``mangaassist serve``, ``deploy``, ``rollback``, ``loadtest``, ``predict``, ``shadow-report``.
 
 ``serve`` takes a bundle, a run directory (its ``export/`` bundle, exported first when absent)
 or ``--registry DIR`` (the champion's bundle). Exporting needs torch, so it runs in a child
@@ -22,6 +22,7 @@ from pathlib import Path
 from mangaassist.errors import UserError
 
 _FLAGS = ("host", "port", "threads", "workers", "precision")
+TOKEN_ENV = "MANGAASSIST_ADMIN_TOKEN"
 
 
 def _export_child(run_dir: Path) -> None:
@@ -71,6 +72,10 @@ def _serve(args: argparse.Namespace) -> int:
     overrides += [f"{k}={getattr(args, k)}" for k in _FLAGS if getattr(args, k) is not None]
     if args.debug:
         overrides.append("log_level=debug")
+    if args.registry:
+        overrides.append(f"registry={Path(args.registry).resolve()}")
+    if args.shadow:
+        overrides += [f"shadow={args.shadow}", f"shadow_share={args.shadow_share}"]
     settings = load_serve_settings(args.config_name, overrides, args.config)
     bundle = resolve_bundle(args.target, args.registry)
     import uvicorn
@@ -106,9 +111,73 @@ def _serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 2
 
 
+def _admin(url: str, path: str, token_file: str | None, body: dict | None = None) -> dict:
+    """POST to a running server's admin route with the bearer token; its JSON answer."""
+    import httpx
+
+    token = Path(token_file).read_text().strip() if token_file else os.environ.get(TOKEN_ENV, "")
+    if not token:
+        raise UserError(f"no admin token: set ${TOKEN_ENV} or pass --token-file")
+    try:
+        r = httpx.post(f"{url.rstrip('/')}{path}", json=body, timeout=300,
+                       headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    except httpx.HTTPError as err:
+        raise UserError(
+            f"{url}: cannot reach the server ({err}); is `mangaassist serve` up?"
+        ) from err
+    if r.status_code >= 400:
+        raise UserError(f"{url}{path}: {r.status_code} {r.json().get('error', r.text)}")
+    return r.json()
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from mangaassist.evaluation.registry import Registry
+
+    reg = Registry(args.registry) if args.registry else None
+    target = str(reg.path(args.version)) if reg else args.version
+    bundle = resolve_bundle(target, None)  # exports a registry version first if needed
+    out = _admin(args.url, "/admin/deploy", args.token_file, {"bundle": str(bundle.resolve())})
+    for line in out["lines"]:
+        print(line)
+    if not out["promote"]:
+        return 1
+    if reg is not None:
+        reg.promote(args.version, reason=f"blue_green deploy on {args.url}")
+        print(f"[REGISTRY] event=promote version={args.version} from={out['from']}")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    out = _admin(args.url, "/admin/rollback", args.token_file)
+    for line in out["lines"]:
+        print(line)
+    if args.registry:
+        from mangaassist.evaluation.registry import Registry
+
+        now = Registry(args.registry).rollback()
+        print(f"[REGISTRY] event=rollback version={now} from={out['from']}")
+    return 0
+
+
+def _add_switch_commands(sub: argparse._SubParsersAction) -> None:
+    url_help = "the running server (default http://127.0.0.1:8000)"
+    token_help = f"file holding the admin token (default ${TOKEN_ENV})"
+    dp = sub.add_parser("deploy", help="blue/green switch of a running server to a version")
+    dp.add_argument("version", help="a registry version (with --registry) or a bundle/run folder")
+    dp.add_argument("--url", default="http://127.0.0.1:8000", help=url_help)
+    dp.add_argument("--registry", help="registry folder: resolve VERSION there, promote it")
+    dp.add_argument("--token-file", help=token_help)
+    dp.set_defaults(func=_deploy)
+    rb = sub.add_parser("rollback", help="return a running server to its previous model")
+    rb.add_argument("--url", default="http://127.0.0.1:8000", help=url_help)
+    rb.add_argument("--registry", help="registry folder: roll its champion pointer back too")
+    rb.add_argument("--token-file", help=token_help)
+    rb.set_defaults(func=_rollback)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``serve`` and ``loadtest`` to the top-level parser."""
-    from mangaassist.serve import predict
+    from mangaassist.serve import predict, shadow_report
     from mangaassist.serve.loadtest import add_parser
 
     sv = sub.add_parser(
@@ -128,6 +197,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     sv.add_argument("--workers", type=int, help="server processes")
     sv.add_argument("--precision", choices=["auto", "fp32", "int8"], help="model graph")
     sv.add_argument("--debug", action="store_true", help="one [SERVE] line per request")
+    sv.add_argument("--shadow", help="a registry version (with --registry) or bundle to shadow")
+    sv.add_argument("--shadow-share", type=float, default=1.0, help="share of requests (1.0)")
     sv.set_defaults(func=_serve)
+    _add_switch_commands(sub)
     add_parser(sub)
     predict.add_parser(sub)
+    shadow_report.add_parser(sub)

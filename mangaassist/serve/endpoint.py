@@ -92,6 +92,7 @@ async def classify(rt: Runtime, raw: bytes, request_id: str | None, t0: float) -
         public["tokens"] = a["tokens"]
         results.append(public)
         rt.record(ts, rid, i, text, a, latency_ms, version)
+    rt.score_shadow(texts, rid, ts)  # off the critical path: the answer below does not wait
     if logger.isEnabledFor(logging.DEBUG):
         first = answers[0]
         logger.debug(

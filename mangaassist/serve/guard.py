@@ -17,6 +17,8 @@ from mangaassist.serve import endpoint
 from mangaassist.serve.schemas import ApiError
 
 KNOWN_ROUTES = ("/v1/classify", "/v1/model", "/healthz", "/readyz", "/metrics")
+KNOWN_ROUTES += ("/admin/deploy", "/admin/rollback", "/admin/shadow")
+JSON_BODY = ("/v1/classify", "/admin/deploy", "/admin/shadow")  # POSTs that carry a body
 _JSON = (b"content-type", b"application/json")
 
 
@@ -61,7 +63,7 @@ class Guard:
 
         m.in_flight.inc()
         try:
-            if scope["method"] == "POST" and route != "other":
+            if scope["method"] == "POST" and route in JSON_BODY:
                 await self._post(scope, receive, send_status, route, t0)
             else:
                 await self.app(scope, receive, send_status)

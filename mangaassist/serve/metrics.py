@@ -105,4 +105,13 @@ class ServeMetrics:
             "Prediction-log records dropped because the writer's queue was full",
             registry=r,
         )
+        self.shadow_skipped = Counter(
+            "mangaassist_shadow_skipped",
+            "Messages the shadow model did not score, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.switches = Counter(
+            "mangaassist_model_switches", "Blue/green deploys and rollbacks", ["event"], registry=r
+        )
         self.model = Info("mangaassist_model", "The model answering", registry=r)

@@ -8,10 +8,13 @@ reference swap and a request is always answered by one model from start to end.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import random
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mangaassist.inference import Bundle, Predictor, open_bundle
@@ -52,10 +55,12 @@ class LoadedModel:
         return f"onnxruntime-{self.predictor.precision}"
 
 
-def load_model(bundle_dir: Path, s: ServeSettings, metrics: ServeMetrics) -> LoadedModel:
+def load_model(
+    bundle_dir: Path, s: ServeSettings, metrics: ServeMetrics, threads: int | None = None
+) -> LoadedModel:
     """Verify, load and warm up a bundle, then start its batcher."""
     bundle = open_bundle(bundle_dir)
-    predictor = Predictor.from_bundle(bundle, s.precision, s.intra_op_threads)
+    predictor = Predictor.from_bundle(bundle, s.precision, threads or s.intra_op_threads)
     for i in range(s.warmup_batches):  # untimed: first calls allocate and pick kernels
         predictor.logits([_WARMUP[j % len(_WARMUP)] for j in range(1 + i * 4)])
 
@@ -93,6 +98,12 @@ class Runtime:
         self.writer = writer
         self.startup_s = startup_s
         self.ready = True
+        self.previous: LoadedModel | None = None  # blue after a switch, kept for rollback
+        self.shadow: LoadedModel | None = None  # a candidate scored off the critical path
+        self.shadow_share = 1.0
+        self.switches: list[dict] = []
+        self.admin_lock = asyncio.Lock()
+        self._shadow_tasks: set[asyncio.Task] = set()
 
     @classmethod
     def start(cls, bundle_dir: Path, s: ServeSettings, metrics: ServeMetrics) -> Runtime:
@@ -146,8 +157,50 @@ class Runtime:
                     m.low_confidence.inc()
         return model.version, answers
 
+    def record_switch(self, event: str, before: str, after: str) -> None:
+        """Remember a deploy or rollback (``/v1/model`` lists them) and republish the model."""
+        when = datetime.now(UTC).isoformat(timespec="milliseconds")
+        self.switches.append({"event": event, "from": before, "to": after, "at": when})
+        self.metrics.switches.labels(event).inc()
+        self._publish_model()
+
+    def score_shadow(self, texts: list[str], rid: str, ts: str) -> None:
+        """Score the shadow candidate on these messages, never delaying the caller.
+
+        Skipped (and counted) when the champion has a backlog, or when the shadow's own small
+        queue is full: under saturation the shadow gives way first, never the champion.
+        """
+        shadow = self.shadow
+        if shadow is None or random.random() >= self.shadow_share:
+            return
+        if self.model.batcher.pending() > self.settings.shadow_max_champion_queue:
+            self.metrics.shadow_skipped.labels("champion_busy").inc(len(texts))
+            return
+        task = asyncio.create_task(self._shadow(shadow, texts, rid, ts))
+        self._shadow_tasks.add(task)  # a reference, so the task is not collected mid-way
+        task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow(self, shadow: LoadedModel, texts: list[str], rid: str, ts: str) -> None:
+        t0 = time.perf_counter()
+        try:
+            answers = await shadow.batcher.submit(texts)
+        except Overloaded:
+            self.metrics.shadow_skipped.labels("shadow_queue_full").inc(len(texts))
+            return
+        ms = (time.perf_counter() - t0) * 1000
+        for i, (text, a) in enumerate(zip(texts, answers, strict=True)):
+            self.record(ts, rid, i, text, a, ms, shadow.version, role="shadow")
+
     def record(
-        self, ts: str, rid: str, item: int, text: str, a: dict, latency_ms: float, version: str
+        self,
+        ts: str,
+        rid: str,
+        item: int,
+        text: str,
+        a: dict,
+        latency_ms: float,
+        version: str,
+        role: str = "champion",
     ) -> None:
         """Hand one prediction-log record to the writer (never blocks)."""
         self.writer.write(
@@ -168,6 +221,7 @@ class Runtime:
                 "tokens": a["tokens"],
                 "text": text,
                 "status": 200,
+                "role": role,
             }
         )
 
@@ -187,6 +241,10 @@ class Runtime:
             "thresholds": m.predictor.policy.threshold_vector(m.bundle.labels).tolist(),
             "bundle_sha256": m.bundle.sha256,
             "manifest": m.bundle.manifest,
+            "previous": self.previous.version if self.previous else None,
+            "shadow": self.shadow.version if self.shadow else None,
+            "shadow_share": self.shadow_share if self.shadow else None,
+            "switches": self.switches,
         }
 
     def start_line(self) -> str:
@@ -209,7 +267,8 @@ class Runtime:
         )
 
     def close(self) -> None:
-        """Finish queued messages, then flush and close the prediction log."""
+        """Finish queued messages (every loaded model), then flush and close the log."""
         self.ready = False
-        self.model.batcher.close(self.settings.graceful_timeout_s)
+        for model in {id(m): m for m in (self.model, self.previous, self.shadow) if m}.values():
+            model.batcher.close(self.settings.graceful_timeout_s)
         self.writer.close()

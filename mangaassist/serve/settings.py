@@ -55,6 +55,13 @@ class ServeSettings:
     log_salt_env: str = "MANGAASSIST_LOG_SALT"
     log_max_bytes: int = 100_000_000
     log_queue: int = 10_000
+    registry: str | None = None
+    shadow: str | None = None
+    shadow_share: float = 1.0
+    shadow_max_queue: int = 64
+    shadow_max_champion_queue: int = 0
+    admin_token_env: str = "MANGAASSIST_ADMIN_TOKEN"
+    admin_token_file: str | None = None
     warmup_batches: int = 8
     graceful_timeout_s: float = 10.0
     log_level: str = "info"
@@ -86,6 +93,8 @@ def _check(s: ServeSettings) -> None:
             f"serve settings max_wait_ms={s.max_wait_ms} (>= 0) and "
             f"group_padding={s.group_padding} (>= 1) are out of range"
         )
+    if not 0 <= s.shadow_share <= 1:
+        raise UserError(f"serve setting shadow_share={s.shadow_share}: a share from 0 to 1")
     if s.log_privacy not in PRIVACY:
         raise UserError(f"serve setting log_privacy={s.log_privacy!r}: use one of {PRIVACY}")
     if s.precision not in PRECISION:

@@ -24,6 +24,7 @@ from tests.conftest import TINY, compose_cfg, write_toy_jsonl
 BUNDLE_FILES = {
     "model.onnx",
     "README.md",
+    "canary.jsonl",
     "labels.json",
     "calibration.json",
     "tokenizer/tokenizer.json",
@@ -85,7 +86,7 @@ def test_cli_default_out_is_the_run_export_folder(run_dir, capsys):
     try:
         assert main(["export", str(run_dir), "--messages", "8"]) == 0
         out = capsys.readouterr().out
-        assert f"[EXPORT] path={run_dir / 'export'} files=6" in out and "on=8:" in out
+        assert f"[EXPORT] path={run_dir / 'export'} files=7" in out and "on=8:" in out
         assert verify_bundle(run_dir / "export")["parity"]["messages"] == 8
     finally:
         shutil.rmtree(run_dir / "export", ignore_errors=True)
