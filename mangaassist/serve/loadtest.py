@@ -133,6 +133,7 @@ async def run_load(
     drain_timeout_s: float = 10.0,
     max_requests: int | None = None,
     samples: bool = False,
+    request_id_prefix: str | None = None,
 ) -> dict[str, Any]:
     """Send ``rate`` req/s for ``duration_s`` seconds of schedule and summarise latencies.
 
@@ -140,7 +141,11 @@ async def run_load(
     errors have no latency and count only as errors. Per-request timeouts run from the task
     start, so a wait for a pooled connection counts. After the schedule, in-flight requests
     get ``drain_timeout_s`` more; any still pending are cancelled and counted as timeouts.
-    ``samples=True`` adds ``latencies_ms`` in schedule order (None where unanswered).
+    ``samples=True`` adds, in schedule order, ``latencies_ms`` (None where unanswered),
+    ``offsets_s`` (scheduled send, seconds from the start), ``statuses`` (HTTP status, or
+    ``timeout`` / ``conn_error``) and ``versions`` (the ``X-Model-Version`` that answered).
+    ``request_id_prefix`` sends ``X-Request-ID: <prefix><i>`` so each answer can be found in
+    the server's prediction log.
     """
     if rate <= 0 or duration_s <= 0 or connections < 1:
         raise UserError(f"rate ({rate}), duration ({duration_s}), connections must be > 0")
@@ -154,6 +159,8 @@ async def run_load(
     offsets = _offsets(rate, duration_s, arrivals, rng)[:max_requests]
     lat: list[float | None] = [None] * len(offsets)  # seconds from scheduled send to answer
     lags: list[float] = []  # seconds from scheduled to actual send
+    per_status: list[int | str | None] = [None] * len(offsets)
+    versions: list[str | None] = [None] * len(offsets)
     statuses: Counter[int] = Counter()
     fails = Counter(timeouts=0, conn_errors=0)
     last_answer = 0.0
@@ -161,17 +168,21 @@ async def run_load(
     async def one(i: int, due: float, session: aiohttp.ClientSession) -> None:
         nonlocal last_answer
         lags.append(time.perf_counter() - due)
+        headers = {"X-Request-ID": f"{request_id_prefix}{i}"} if request_id_prefix else None
         try:
             async with asyncio.timeout(request_timeout_s):
-                async with session.post(url, data=bodies[i % len(bodies)]) as resp:
-                    await resp.read()
+                async with session.post(url, data=bodies[i % len(bodies)], headers=headers) as r:
+                    await r.read()
             last_answer = time.perf_counter()
             lat[i] = last_answer - due
-            statuses[resp.status] += 1
+            statuses[r.status] += 1
+            per_status[i], versions[i] = r.status, r.headers.get("X-Model-Version")
         except TimeoutError:
             fails["timeouts"] += 1
+            per_status[i] = "timeout"
         except (aiohttp.ClientError, OSError):
             fails["conn_errors"] += 1
+            per_status[i] = "conn_error"
 
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     async with aiohttp.ClientSession(
@@ -216,6 +227,8 @@ async def run_load(
     }  # fmt: skip
     if samples:
         result["latencies_ms"] = [None if x is None else round(x * 1000, 3) for x in lat]
+        result["offsets_s"] = [round(x, 6) for x in offsets]
+        result["statuses"], result["versions"] = per_status, versions
     lag99 = result["send_lag_p99_ms"] or 0.0
     result["client_lagging"] = lag99 > LAG_WARN_MS or result["send_late_share"] > LATE_SHARE_WARN
     if result["client_lagging"]:
