@@ -13,7 +13,8 @@ import logging
 import os
 import random
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,6 +49,9 @@ class LoadedModel:
     predictor: Predictor
     batcher: MicroBatcher
     version: str
+    # Recent model-side latencies (ms) of this model's requests, None for a failure: what
+    # the auto-rollback watch judges a freshly deployed model by.
+    outcomes: deque = field(default_factory=lambda: deque(maxlen=5000))
 
     @property
     def runtime_name(self) -> str:
@@ -103,6 +107,7 @@ class Runtime:
         self.shadow_share = 1.0
         self.switches: list[dict] = []
         self.admin_lock = asyncio.Lock()
+        self.watch: asyncio.Task | None = None  # auto-rollback watch of the last deploy
         self._shadow_tasks: set[asyncio.Task] = set()
 
     @classmethod
@@ -142,11 +147,16 @@ class Runtime:
         """(version, answers) from the current model; ApiError 503 when its queue is full."""
         model = self.model  # one read: this request is answered by this model only
         self.metrics.queue_depth.set(model.batcher.pending())
+        t0 = time.perf_counter()
         try:
             answers = await model.batcher.submit(texts)
         except Overloaded as err:
             self.metrics.shed.inc()
             raise ApiError(503, "overloaded", f"server busy: {err}; retry shortly") from err
+        except Exception:
+            model.outcomes.append(None)  # a model failure, for the auto-rollback watch
+            raise
+        model.outcomes.append((time.perf_counter() - t0) * 1000)
         m = self.metrics
         for a in answers:
             m.predictions.labels(a["intent"]).inc()

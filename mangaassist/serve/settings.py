@@ -62,6 +62,10 @@ class ServeSettings:
     shadow_max_champion_queue: int = 0
     admin_token_env: str = "MANGAASSIST_ADMIN_TOKEN"
     admin_token_file: str | None = None
+    auto_rollback_s: float = 0.0
+    auto_rollback_p95_ms: float = 15.0
+    auto_rollback_error_rate: float = 0.01
+    auto_rollback_min_requests: int = 200
     warmup_batches: int = 8
     graceful_timeout_s: float = 10.0
     log_level: str = "info"

@@ -102,8 +102,47 @@ async def deploy(rt: Runtime, bundle_dir: str | Path) -> dict:
         _log(lines)
         if retired is not None and retired is not green:
             await asyncio.to_thread(retired.batcher.close, rt.settings.graceful_timeout_s)
+        if rt.settings.auto_rollback_s > 0:
+            rt.watch = asyncio.create_task(watch(rt, green))
         return {"promote": True, "from": blue.version, "to": green.version, "check": None,
                 "lines": lines, "switch_ms": switch_ms}  # fmt: skip
+
+
+def breach(outcomes: list, s) -> str | None:
+    """Why a freshly deployed model breaches the auto-rollback limits, or None.
+
+    Judged only once ``auto_rollback_min_requests`` requests have been answered, so one slow
+    first request cannot roll a good model back.
+
+    Example:
+        >>> from mangaassist.serve.settings import ServeSettings
+        >>> breach([5.0] * 19 + [None], ServeSettings(auto_rollback_min_requests=20))
+        'error rate 5.0% > 1.0%'
+    """
+    if len(outcomes) < s.auto_rollback_min_requests:
+        return None
+    failed = sum(x is None for x in outcomes) / len(outcomes)
+    if failed > s.auto_rollback_error_rate:
+        return f"error rate {100 * failed:.1f}% > {100 * s.auto_rollback_error_rate:.1f}%"
+    ok = sorted(x for x in outcomes if x is not None)
+    p95 = ok[min(len(ok) - 1, int(0.95 * len(ok)))] if ok else 0.0
+    if p95 > s.auto_rollback_p95_ms:
+        return f"p95 {p95:.1f} ms > {s.auto_rollback_p95_ms:g} ms"
+    return None
+
+
+async def watch(rt: Runtime, green: LoadedModel) -> None:
+    """For ``auto_rollback_s`` after a deploy, roll back once green breaches its limits."""
+    s = rt.settings
+    deadline = time.monotonic() + s.auto_rollback_s
+    while time.monotonic() < deadline and rt.model is green:
+        await asyncio.sleep(1.0)
+        reason = breach(list(green.outcomes), s)
+        if reason is not None and rt.model is green and rt.previous is not None:
+            out = await rollback(rt)
+            print(f'[DECISION] auto_rollback=yes version={green.version} reason="{reason}" '
+                  f"to={out['to']}", flush=True)  # fmt: skip
+            return
 
 
 async def rollback(rt: Runtime) -> dict:

@@ -168,3 +168,37 @@ def test_a_deploy_of_a_bundle_whose_canary_disagrees_is_refused(registry, tmp_pa
         r = httpx.post(f"{url}/v1/classify", json={"text": "hi"})
     assert not out["promote"] and out["check"] == "canary"
     assert r.json()["model_version"] == "v1"
+
+
+def test_a_green_that_breaches_its_p95_limit_is_rolled_back_automatically(
+    registry, tmp_path, monkeypatch
+):
+    import mangaassist.serve.switch as switch
+
+    monkeypatch.setenv("MANGAASSIST_ADMIN_TOKEN", TOKEN)
+    real_load = switch.load_model
+
+    def slow_v2(bundle_dir, *args, **kwargs):
+        model = real_load(bundle_dir, *args, **kwargs)
+        if model.version == "v2":  # green computes 40 ms per batch: over the 15 ms limit
+            run = model.predictor.run_ids
+            model.predictor.run_ids = lambda ids: (time.sleep(0.04), run(ids))[1]
+        return model
+
+    monkeypatch.setattr(switch, "load_model", slow_v2)
+    overrides = (f"registry={registry.root}", "auto_rollback_s=20", "auto_rollback_min_requests=20")
+    with running(registry.path("v1") / "export", tmp_path, *overrides) as (url, _):
+        answers: list = []
+
+        async def scenario() -> dict:
+            load = asyncio.create_task(_steady(url, rate=40, seconds=5, out=answers))
+            await asyncio.sleep(0.5)
+            out = await _admin(url, "/admin/deploy", {"version": "v2"})
+            await load
+            return out
+
+        deployed = asyncio.run(scenario())
+        info = httpx.get(f"{url}/v1/model").json()
+    assert deployed["promote"] and info["model_version"] == "v1"
+    assert [s["event"] for s in info["switches"]] == ["deploy", "rollback"]
+    assert {s for _, s, _, _ in answers} == {200}  # no request failed on the way back
