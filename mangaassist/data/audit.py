@@ -1,10 +1,19 @@
 """Audit a corpus before training: what is in it, and what should be filtered or reviewed.
 
 ``audit_examples`` measures a list of examples; ``audit_file`` reads a JSONL/CSV file,
-writes ``audit.json`` and three plots to an output folder and prints grep-able lines::
+writes ``audit.json``, ``label_suspects.csv`` and three plots to an output folder and prints
+grep-able lines::
 
     [DATA_AUDIT] file=corpus.jsonl sha256=3f2a9c01b7de total_examples=55000 production=50000 ...
     [DECISION] filter_synthetic=yes reason="synthetic low-quality 9.6% above 5.0% max"
+    [DECISION] relabel_review=yes n_suspects=1210 blocking=no reason="label noise est 3.4% ..."
+
+Each ``[DECISION]`` says what cleaning should do. ``blocking=yes`` (only ``relabel_review``
+has it) means the corpus should not be trained on as it is: the estimated share of wrong
+production labels is above ``label_noise_max``, which cleaning cannot fix because it cannot
+tell the right label. Relabel the suspects first (``label_suspects.csv``: fill in
+``new_label``). ``mangaassist data audit`` exits with status 1 while anything blocks
+(``--no-fail`` reports and exits 0); training with ``data=mangaassist`` reports it and goes on.
 
 Measures (all shares are of the examples they name):
 
@@ -27,6 +36,7 @@ Measures (all shares are of the examples they name):
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import itertools
 import json
@@ -46,6 +56,7 @@ from mangaassist.data.normalize import dedup_key, normalize_text
 from mangaassist.data.schema import INTENTS, Example, read_examples
 from mangaassist.errors import UserError
 
+SUSPECTS_CSV = "label_suspects.csv"
 # Mirrors conf/audit/default.yaml (a test keeps them equal); used when no cfg is given.
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -297,7 +308,7 @@ def token_lengths(texts: list[str], tokenizer: Any = None, batch: int = 2048) ->
     if tokenizer is None:
         return np.array([approx_token_count(t) for t in texts], dtype=np.int64)
     out: list[int] = []
-    for i in tqdm(range(0, len(texts), batch), desc="tokenize", leave=False):
+    for i in tqdm(range(0, len(texts), batch), desc="tokenize", leave=False, disable=None):
         ids = tokenizer(texts[i : i + batch], add_special_tokens=True, truncation=False)
         out.extend(len(x) for x in ids["input_ids"])
     return np.array(out, dtype=np.int64)
@@ -341,7 +352,10 @@ def out_of_fold_probs(
     idx = np.flatnonzero(usable)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg["seed"])
     folds_iter = tqdm(
-        splitter.split(idx, y[idx]), total=folds, desc="label-noise folds", disable=not verbose
+        splitter.split(idx, y[idx]),
+        total=folds,
+        desc="label-noise folds",
+        disable=None if verbose else True,  # None: only on a terminal
     )
     # One BLAS thread: lbfgs on a small sparse problem runs ~7x slower when BLAS threads
     # fight over shared cores, and one thread keeps the result identical across machines.
@@ -466,12 +480,23 @@ class AuditReport:
             lines.append(f'[DECISION] {name}={d["value"]}{extra} reason="{d["reason"]}"')
         return lines
 
+    @property
+    def blocking(self) -> list[str]:
+        """Names of the decisions that say ``blocking=yes`` (see the module docstring)."""
+        return [name for name, d in self.decisions.items() if d.get("blocking") == "yes"]
+
     def to_dict(self) -> dict:
         """Plain JSON-able dict."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditReport:
+        """The report back from :meth:`to_dict` (``audit.json``)."""
+        return cls(**data)
 
-def _config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+
+def settings(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+    """:data:`DEFAULTS` with ``cfg``'s overrides; an unknown key is a UserError."""
     merged = dict(DEFAULTS)
     for key, value in dict(cfg or {}).items():
         if key not in DEFAULTS:
@@ -528,11 +553,12 @@ def _decisions(fig: dict[str, Any], cfg: dict[str, Any]) -> dict[str, dict]:
         "relabel_review": {
             "value": yes(fig["n_suspects"] > 0),
             "n_suspects": fig["n_suspects"],
+            # Too many wrong labels to train on as is: relabel first (module docstring).
             "blocking": yes(noise is not None and noise > noise_max),
             "reason": "no production examples to judge"
             if noise is None
             else f"label noise est {noise:.1%} {'above' if noise > noise_max else 'within'} "
-            f"{noise_max:.1%} max; suspects listed in audit.json",
+            f"{noise_max:.1%} max; suspects listed in {SUSPECTS_CSV}",
         },
     }
     return decisions
@@ -560,7 +586,7 @@ def audit_examples(
     """
     if not examples:
         raise UserError("no examples to audit; the file is empty")
-    conf = _config(cfg)
+    conf = settings(cfg)
     n = len(examples)
     is_syn = np.array([ex.source == "synthetic" for ex in examples])
     is_prod = ~is_syn
@@ -589,7 +615,8 @@ def audit_examples(
     suspect, suggested, thresholds = find_suspects(probs, y)
 
     checks = TextChecks(examples)
-    issues = [checks.issues(ex) for ex in tqdm(examples, desc="text checks", disable=not verbose)]
+    rows = tqdm(examples, desc="text checks", disable=None if verbose else True)
+    issues = [checks.issues(ex) for ex in rows]
     flagged, suspects = [], []
     for i, ex in enumerate(examples):
         row_id = ex.id or f"#{i + 1}"
@@ -724,7 +751,7 @@ def audit_file(
     tokenizer: Any = "default",
     verbose: bool = True,
 ) -> AuditReport:
-    """Audit a JSONL/CSV file; write ``audit.json`` and plots to ``out_dir``; print lines.
+    """Audit a JSONL/CSV file; write ``audit.json``, suspects and plots to ``out_dir``; print.
 
     Args:
         path: the corpus file (read with :func:`read_examples`).
@@ -744,14 +771,38 @@ def audit_file(
     )
     report.file = str(path)
     report.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    write_report(report, out_dir, verbose=verbose)
+    return report
+
+
+def write_suspects_csv(report: AuditReport, path: Path) -> Path:
+    """The label suspects as a CSV to relabel in a spreadsheet: fill in ``new_label``.
+
+    Written with a UTF-8 byte-order mark so Excel shows Japanese text right; the project's
+    readers accept it back.
+    """
+    columns = ["line", "id", "source", "text", "given", "suggested", "confidence", "given_prob"]
+    with path.open("w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*columns, "new_label"])
+        for s in report.suspects:
+            writer.writerow([*(s.get(c, "") for c in columns), ""])
+    return path
+
+
+def write_report(report: AuditReport, out_dir: str | Path, verbose: bool = True) -> None:
+    """Write ``audit.json``, ``label_suspects.csv`` and the plots; print the lines."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report.extra["plots"] = [p.name for p in _plots(report, out_dir)]
     (out_dir / "audit.json").write_text(
         json.dumps(report.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
     )
+    suspects = write_suspects_csv(report, out_dir / SUSPECTS_CSV)
     if verbose:
-        print("\n".join(report.lines()))
+        print("\n".join(report.lines()), flush=True)
         print(
-            f"[DATA_AUDIT] wrote={out_dir / 'audit.json'} plots={','.join(report.extra['plots'])}"
+            f"[DATA_AUDIT] wrote={out_dir / 'audit.json'} suspects={suspects} "
+            f"plots={','.join(report.extra['plots'])}",
+            flush=True,
         )
-    return report

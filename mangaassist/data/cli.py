@@ -1,4 +1,8 @@
-"""``mangaassist data generate | audit``: make a corpus, judge a corpus."""
+"""``mangaassist data generate | audit``: make a corpus, judge a corpus.
+
+Exit status of ``audit``: 0, or 1 when a decision blocks training (``blocking=yes``, see
+:mod:`mangaassist.data.audit`) unless ``--no-fail``; 2 for a user error.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,19 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from mangaassist.data.audit import audit_file
+    from mangaassist.data.audit import SUSPECTS_CSV, audit_file
 
     report = audit_file(Path(args.file), out_dir=Path(args.out), max_length=args.max_length)
-    return 0 if report is not None else 1
+    if not report.blocking:
+        return 0
+    then = "exit 0 (--no-fail)" if args.no_fail else "exit 1; --no-fail to go on anyway"
+    print(
+        f'[DECISION] blocked=yes by={",".join(report.blocking)} reason="too many wrong labels '
+        f'to train on as is: relabel {Path(args.out) / SUSPECTS_CSV} (fill in new_label)" '
+        f'then="{then}"',
+        flush=True,
+    )
+    return 0 if args.no_fail else 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.set_defaults(func=_generate)
 
     aud = data_sub.add_parser(
-        "audit", help="audit a JSONL/CSV corpus: [DATA_AUDIT] and [DECISION] lines"
+        "audit",
+        help="audit a JSONL/CSV corpus: [DATA_AUDIT] and [DECISION] lines; exit 1 if blocking",
+        description="Exit status: 0, or 1 when a [DECISION] says blocking=yes (estimated label "
+        "noise above label_noise_max: relabel label_suspects.csv first), unless --no-fail.",
     )
     aud.add_argument("file")
     aud.add_argument(
@@ -45,5 +61,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     aud.add_argument(
         "--max-length", type=int, default=128, help="token budget for the truncation share"
+    )
+    aud.add_argument(
+        "--no-fail",
+        action="store_true",
+        help="exit 0 even when a decision says blocking=yes (default: exit 1)",
     )
     aud.set_defaults(func=_audit)

@@ -31,6 +31,7 @@ from mangaassist.data.splits import format_split_report, split_examples, split_r
 from mangaassist.errors import UserError
 
 CHUNK_BATCHES = 50  # batches per sorted chunk: big enough to group lengths, small enough to mix
+RARE_SHARE_OF_EVEN = 0.5  # rare_below=None: a class under half of 1/num_classes is rare
 
 
 def _rank_world() -> tuple[int, int]:
@@ -124,7 +125,9 @@ class IntentDataModule(L.LightningDataModule):
         val_fraction: carved from train when the source has no validation split.
         test_fraction: carved from train when the source has no test split.
         sampler: None, or ``balanced`` to draw each class equally often (oversampling).
-        rare_below: classes below this share of train are rare (their recall is watched).
+        rare_below: classes below this share of train are rare (their recall is watched);
+            None: half an even share, ``0.5 / len(labels)`` (5% with 10 classes, 0.65% with
+            77), so "rare" means the same for any number of classes.
         seed: for the carving and the batch order.
         order_seed: the batch order alone, when it should vary while the carving stays (the
             ingredients of a weight soup are scored on one validation split); None: ``seed``.
@@ -145,7 +148,7 @@ class IntentDataModule(L.LightningDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         sampler: str | None = None,
-        rare_below: float = 0.05,
+        rare_below: float | None = 0.05,
         seed: int = 0,
         num_workers: int = 0,
         refit: bool = False,
@@ -158,7 +161,10 @@ class IntentDataModule(L.LightningDataModule):
         self.name = name or source.name
         self.labels = list(source.labels)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.max_length, self.sampler, self.rare_below = max_length, sampler, rare_below
+        self.max_length, self.sampler = max_length, sampler
+        self.rare_below = (
+            RARE_SHARE_OF_EVEN / len(self.labels) if rare_below is None else rare_below
+        )
         self.seed, self.num_workers = seed, num_workers
         self.order_seed = seed if order_seed is None else order_seed
         self.splits = self._split(source, val_fraction, test_fraction, seed)

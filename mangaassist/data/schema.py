@@ -15,7 +15,9 @@ Example:
 
 from __future__ import annotations
 
+import codecs
 import csv
+import difflib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,17 +83,40 @@ class Example:
         return {k: v for k, v in asdict(self).items() if v not in ("", [], None)}
 
 
-def _row_to_example(row: dict, where: str) -> Example:
-    missing = [c for c in REQUIRED if c not in row]
+# Column names other datasets use (Hugging Face, Rasa, BANKING77), to suggest a mapping.
+TEXT_NAMES = ("utterance", "message", "query", "sentence", "question", "input", "content")
+LABEL_NAMES = ("intent", "category", "class", "target", "labels")
+
+
+def _columns_hint(found: list[str], text_column: str, label_column: str) -> str:
+    """How to name a file's own columns: ``data.text_column=utterance`` (guessed) or ``=...``."""
+    if (text_column, label_column) != REQUIRED:
+        return f" (data.text_column={text_column} data.label_column={label_column})"
+    fixes = []
+    for key, want, names in (
+        ("text", text_column, TEXT_NAMES),
+        ("label", label_column, LABEL_NAMES),
+    ):
+        if want not in found:
+            guess = next((c for c in found if c.lower() in names), "...")
+            fixes.append(f"data.{key}_column={guess}")
+    return f"; rename the column(s), or name yours: {' '.join(fixes)}"
+
+
+def _row_to_example(
+    row: dict, where: str, text_column: str = "text", label_column: str = "label"
+) -> Example:
+    missing = [c for c in (text_column, label_column) if c not in row]
     if missing:
         raise UserError(
-            f"{where}: missing column(s) {missing}; every example needs 'text' and 'label' "
-            f"(found {sorted(row)})"
+            f"{where}: missing column(s) {missing}; every example needs '{text_column}' and "
+            f"'{label_column}' (found {sorted(row)})"
+            f"{_columns_hint(list(row), text_column, label_column)}"
         )
-    text = row["text"]
+    text = row[text_column]
     if not isinstance(text, str) or not text.strip():
         raise UserError(f"{where}: empty text; remove the line or write the message")
-    label = row["label"]
+    label = row[label_column]
     if not isinstance(label, str) or not label.strip():
         raise UserError(f"{where}: empty label; every example needs one intent label")
 
@@ -115,32 +140,68 @@ def _row_to_example(row: dict, where: str) -> Example:
     )
 
 
+def _decode(path: Path, data: bytes) -> str:
+    """UTF-8 text of a file; a leading byte-order mark (Excel's "CSV UTF-8") is dropped."""
+    fixed = path.with_name(f"{path.stem}.utf8{path.suffix}")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise UserError(
+            f"{path}: the file is UTF-16 text; re-save it as UTF-8 (Excel: 'CSV UTF-8'), or "
+            f"convert it: iconv -f utf-16 -t utf-8 {path} > {fixed}"
+        )
+    data = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise UserError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x} at column {column}); "
+            "re-save the file as UTF-8 (Excel: 'CSV UTF-8'), or convert it: "
+            f"iconv -f latin1 -t utf-8 {path} > {fixed}"
+        ) from None
+
+
 def read_examples(
-    path: str | Path, labels: list[str] | tuple[str, ...] | None = None
+    path: str | Path,
+    labels: list[str] | tuple[str, ...] | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
 ) -> list[Example]:
     """Read a JSONL (``.jsonl``/``.json``) or CSV file of examples and validate every row.
+
+    UTF-8 with or without a byte-order mark (Excel's "CSV UTF-8" writes one).
 
     Args:
         path: the file; its suffix picks the format.
         labels: the allowed labels; a row with any other label is an error. None allows any.
+        text_column, label_column: the column (JSON key) of the message and of its label.
 
     Raises:
-        UserError: unreadable or empty file, malformed line, missing column, empty text or
-            label, unknown label; the message names the file and line.
+        UserError: unreadable, non-UTF-8 or empty file, malformed line, missing column (a
+            CSV's at its header, line 1), empty text or label, unknown label; the message
+            names the file and line.
     """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file; check the path (data.train / data.val / data.test)")
     try:
-        raw = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: cannot read it as UTF-8 text ({err})") from err
+        data = path.read_bytes()
+    except OSError as err:
+        raise UserError(f"{path}: cannot read it ({err})") from err
+    raw = _decode(path, data)
     if not raw.strip():
         raise UserError(f"{path}: the file is empty; it needs one example per line")
 
     rows: list[tuple[str, dict]] = []
     if path.suffix == ".csv":
         reader = csv.DictReader(raw.splitlines())
+        header = reader.fieldnames or []
+        missing = [c for c in (text_column, label_column) if c not in header]
+        if missing:
+            raise UserError(
+                f"{path}:1: missing column(s) {missing} in the header (found {header})"
+                f"{_columns_hint(header, text_column, label_column)}"
+            )
         for i, row in enumerate(reader, start=2):  # line 1 is the header
             rows.append((f"{path}:{i}", row))
     elif path.suffix in (".jsonl", ".json"):
@@ -154,21 +215,25 @@ def read_examples(
                     f"{path}:{i}: not valid JSON ({err.msg}); one object per line"
                 ) from err
             if not isinstance(row, dict):
-                raise UserError(f"{path}:{i}: expected a JSON object with 'text' and 'label'")
+                raise UserError(
+                    f"{path}:{i}: expected a JSON object with '{text_column}' and '{label_column}'"
+                )
             rows.append((f"{path}:{i}", row))
     else:
         raise UserError(f"{path}: unknown format '{path.suffix}'; use .jsonl or .csv")
     if not rows:
         raise UserError(f"{path}: no examples found; it needs one example per line")
 
-    examples = [_row_to_example(row, where) for where, row in rows]
+    examples = [_row_to_example(row, where, text_column, label_column) for where, row in rows]
     if labels is not None:
         allowed = set(labels)
         for (where, _), ex in zip(rows, examples, strict=True):
             if ex.label not in allowed:
+                near = difflib.get_close_matches(ex.label, sorted(allowed), n=1)
+                guess = f"did you mean {near[0]}? " if near else ""
                 raise UserError(
-                    f"{where}: unknown label '{ex.label}'; expected one of {sorted(allowed)}. "
-                    "Fix the label or add it to data.labels"
+                    f"{where}: unknown label '{ex.label}'; {guess}expected one of "
+                    f"{sorted(allowed)}. Fix the label or add it to data.labels"
                 )
     return examples
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 from pathlib import Path
@@ -276,3 +277,60 @@ def test_truncation_learns_the_source_style() -> None:
     assert not checks.truncated("where is my order", source="production")
     assert checks.truncated("where is my ord", source="production")
     assert checks.truncated("where is my order and the", source="production")
+
+
+def _audit_cli(tmp_path: Path, examples: list[Example], *flags: str) -> tuple[int, Path]:
+    from mangaassist.cli import main
+
+    src = tmp_path / "corpus.jsonl"
+    write_examples(examples, src)
+    out = tmp_path / "audit"
+    return main(["data", "audit", str(src), "--out", str(out), *flags]), out
+
+
+def _noisy(flip_share: float) -> list[Example]:
+    """Production examples with only ``flip_share`` of their labels wrong."""
+    examples, flipped, _ = _corpus(600, 0, seed=7)
+    examples = [ex for ex in examples if ex.id not in flipped]
+    for ex in examples[: round(flip_share * len(examples))]:
+        ex.label = INTENTS[(INTENTS.index(ex.label) + 1) % len(INTENTS)]
+    return examples
+
+
+def test_audit_command_exits_1_while_label_noise_blocks(tmp_path: Path, capsys) -> None:
+    status, out = _audit_cli(tmp_path, _noisy(0.15))
+    log = capsys.readouterr().out
+    assert status == 1
+    assert "[DECISION] relabel_review=yes" in log and "blocking=yes" in log
+    blocked = [line for line in log.splitlines() if line.startswith("[DECISION] blocked=")]
+    assert blocked == [
+        f'[DECISION] blocked=yes by=relabel_review reason="too many wrong labels to train on as '
+        f'is: relabel {out / "label_suspects.csv"} (fill in new_label)" '
+        'then="exit 1; --no-fail to go on anyway"'
+    ]
+    # The suspects open in a spreadsheet (UTF-8 with BOM), one row each, ready to relabel.
+    with (out / "label_suspects.csv").open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    report = json.loads((out / "audit.json").read_text(encoding="utf-8"))
+    assert len(rows) == len(report["suspects"]) > 0
+    assert list(rows[0]) == [
+        "line", "id", "source", "text", "given", "suggested", "confidence", "given_prob",
+        "new_label",
+    ]  # fmt: skip
+    first = report["suspects"][0]
+    assert (rows[0]["id"], rows[0]["given"], rows[0]["suggested"], rows[0]["new_label"]) == (
+        first["id"],
+        first["given"],
+        first["suggested"],
+        "",
+    )
+
+    status, _ = _audit_cli(tmp_path, _noisy(0.15), "--no-fail")
+    assert status == 0 and 'then="exit 0 (--no-fail)"' in capsys.readouterr().out
+
+
+def test_audit_command_exits_0_when_nothing_blocks(tmp_path: Path, capsys) -> None:
+    status, out = _audit_cli(tmp_path, _noisy(0.0))
+    log = capsys.readouterr().out
+    assert status == 0 and "blocking=no" in log and "blocked=" not in log
+    assert (out / "label_suspects.csv").exists()

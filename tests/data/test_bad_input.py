@@ -32,11 +32,37 @@ def test_empty_text_names_the_line(tmp_path):
         read_examples(f)
 
 
-def test_missing_column_csv(tmp_path):
+def test_missing_column_csv_points_at_the_header(tmp_path):
     f = tmp_path / "a.csv"
     f.write_text("message,label\nhello,chitchat\n")
-    with pytest.raises(UserError, match=r"a\.csv:2: missing column\(s\) \['text'\]"):
+    with pytest.raises(UserError) as err:
         read_examples(f)
+    assert str(err.value) == (
+        f"{f}:1: missing column(s) ['text'] in the header (found ['message', 'label']); "
+        "rename the column(s), or name yours: data.text_column=message"
+    )
+
+
+def test_non_utf8_file_names_the_line_and_the_fix(tmp_path):
+    f = tmp_path / "latin.csv"
+    f.write_bytes(
+        "text,label\nhello,chitchat\nwhere is my caf\xe9 order,order_tracking\n".encode("latin1")
+    )
+    with pytest.raises(UserError) as err:
+        read_examples(f)
+    assert str(err.value) == (
+        f"{f}:3: not UTF-8 text (byte 0xe9 at column 16); re-save the file as UTF-8 "
+        f"(Excel: 'CSV UTF-8'), or convert it: iconv -f latin1 -t utf-8 {f} > "
+        f"{tmp_path / 'latin.utf8.csv'}"
+    )
+
+
+def test_unknown_label_suggests_the_near_one(tmp_path):
+    f = write(tmp_path / "v.jsonl", [{"text": "where is it", "label": "order_trackng"}])
+    with pytest.raises(
+        UserError, match=r"unknown label 'order_trackng'; did you mean order_tracking\? "
+    ):
+        read_examples(f, ["order_tracking", "faq"])
 
 
 @pytest.mark.parametrize("content", ["", "\n\n  \n"])

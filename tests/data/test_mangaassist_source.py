@@ -47,3 +47,52 @@ def test_same_seed_same_split_bytes_and_report_names_them(tmp_path, capsys):
     assert first["input_sha256"] == again["input_sha256"]
     assert first["split_sha256"] == again["split_sha256"]
     assert f"input_sha256={first['input_sha256'][:12]}" in capsys.readouterr().out
+
+
+def test_the_audit_is_cached_by_corpus_sha256_and_settings(tmp_path, capsys, monkeypatch):
+    from mangaassist.data import audit, sources
+
+    real, calls = audit.audit_examples, []
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("cfg") or args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(audit, "audit_examples", counting)
+    cache = tmp_path / "cache"
+
+    def run(name: str, **kw):
+        out = tmp_path / name
+        src = sources.mangaassist(n=1000, cache_dir=str(cache), audit_out=str(out), **kw)
+        return src, out, capsys.readouterr().out
+
+    first, out1, log1 = run("a")
+    again, out2, log2 = run("b")
+    assert len(calls) == 1  # the second run reused the report
+    assert "[DATA_AUDIT] cached=" not in log1 and "[DATA_AUDIT] cached=" in log2
+    assert [e.to_dict() for e in again.train] == [e.to_dict() for e in first.train]
+    for name in ("audit.json", "label_suspects.csv", "class_distribution.png"):
+        assert (out2 / name).read_bytes() == (out1 / name).read_bytes(), name
+    # the [DATA_AUDIT]/[DECISION] lines are printed as on the first run
+    assert [x for x in log2.splitlines() if x.startswith("[DECISION]")] == [
+        x for x in log1.splitlines() if x.startswith("[DECISION]")
+    ]
+    assert [p.suffix for p in (cache / "audits").iterdir()] == [".json"]  # no temp file left
+
+    # Other settings: audited again, kept beside the first. With no noise allowed the audit
+    # blocks; training says so (`mangaassist data audit` would exit 1) and goes on.
+    _, out3, log3 = run("c", audit={"cv_folds": 3, "label_noise_max": 0.0})
+    assert len(calls) == 2 and len(list((cache / "audits").iterdir())) == 2
+    assert "blocking=yes" in log3
+    assert (
+        '[DATA] warning=audit_blocking by=relabel_review note="the audit says relabel before '
+        "training (estimated label noise above label_noise_max); training goes on with the "
+        f'labels as they are: see {out3 / "label_suspects.csv"}"'
+    ) in log3.splitlines()
+
+
+def test_smoke_uses_the_small_corpus(tmp_path):
+    cfg = compose_cfg(["experiment=smoke"], tmp_path)
+    assert (cfg.data.name, cfg.data.source.n) == ("mangaassist_small", 3000)
+    assert compose_cfg([], tmp_path).data.source.n == 55000  # the default run is unchanged
+    assert compose_cfg(["experiment=smoke", "data=banking77"], tmp_path).data.name == "banking77"
