@@ -2,7 +2,8 @@
 
 Examples:
     python sweep.py sweep=gamma_lr_decay n_trials=20     # study in sweeps/gamma_lr_decay/
-    python sweep.py 'train=["data=mangaassist","trainer.max_epochs=2"]'  # for every trial
+    python sweep.py experiment=smoke study_name=smoke n_trials=3   # train.py's overrides too
+    python sweep.py 'train=["data=mangaassist","trainer.max_epochs=2"]'  # the same, explicit
     python sweep.py storage=postgresql://user@host/optuna  # one study shared by many machines
     python sweep.py n_trials=30                          # rerun: resumes, adds the missing trials
 """
@@ -22,9 +23,11 @@ CONF = Path(__file__).resolve().parent / "conf"
 def main(cfg: DictConfig) -> None:
     """Run or resume the study, then write its summary next to it."""
     from mangaassist.sweeps import run_sweep
+    from mangaassist.training.lines import tagged_lines_to_log
 
     try:
-        run_sweep(cfg, conf_dir=CONF)
+        with tagged_lines_to_log():  # [SWEEP] and every trial's lines also in sweep.log
+            run_sweep(cfg, conf_dir=CONF)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -38,4 +41,8 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from mangaassist.sweeps.argv import route, sweep_keys
+
+    # train.py's words work here too: experiment=smoke is 'train=["experiment=smoke"]'.
+    sys.argv[1:] = route(sys.argv[1:], sweep_keys(CONF))
     main()

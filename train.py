@@ -7,6 +7,7 @@ Examples:
     python train.py -m loss=ce,focal_weighted seed=0,1,2
 """
 
+import logging
 import sys
 
 import hydra
@@ -21,15 +22,18 @@ from mangaassist.errors import UserError
 def main(cfg: DictConfig) -> float | None:
     """Run one training (and its evaluation); return the metric a sweep optimises."""
     from mangaassist.training import train
+    from mangaassist.training.lines import LOGGER, tagged_lines_to_log
 
     try:
-        metrics = train(cfg)
-        if cfg.get("evaluate"):
-            from mangaassist.evaluation import post_train
+        with tagged_lines_to_log():  # [DATA_AUDIT], [TRAIN], [VAL], [TEST], [EVAL] in train.log
+            metrics = train(cfg)
+            if cfg.get("evaluate"):
+                from mangaassist.evaluation import post_train
 
-            metrics |= post_train(cfg.paths.output_dir, cfg)
+                metrics |= post_train(cfg.paths.output_dir, cfg)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
+        logging.getLogger(LOGGER).error("error: %s", err)  # train.log says why it stopped
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # Hydra marks the job failed and runs the rest; SystemExit would end the sweep
         raise SystemExit(2) from None

@@ -20,6 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 from mangaassist.errors import UserError
 from mangaassist.sweeps.space import suggest, to_overrides
 from mangaassist.training import train
+from mangaassist.training.config_schema import validate_train_config
 
 
 class TrialFailed(Exception):
@@ -151,7 +152,7 @@ class Objective:
         return [*self.base, *to_overrides(self.space, values)]
 
     def check(self, values: Mapping[str, Any]) -> None:
-        """Compose one trial's config without training: a bad override stops the sweep early."""
+        """Compose and check one trial's config without training: a bad override stops early."""
         swept = {s["key"] for s in self.space.values()}
         for override in self.base:
             key = override.split("=", 1)[0].lstrip("+~")
@@ -160,7 +161,8 @@ class Objective:
                     f"train override {override!r} sets a swept key; drop it from train=[...] "
                     "or from sweep.params"
                 )
-        compose_train(self.conf_dir, self.trial_overrides(values), self.sweep_dir / "check")
+        cfg = compose_train(self.conf_dir, self.trial_overrides(values), self.sweep_dir / "check")
+        validate_train_config(cfg)  # trainer.max_epochs=-1 stops here, not in trial 0
 
     def __call__(self, trial: optuna.Trial) -> float:
         """Train one trial and return its ``metric``.

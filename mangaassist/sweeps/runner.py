@@ -17,7 +17,13 @@ from mangaassist.sweeps.artifacts import write_importances, write_plots, write_t
 from mangaassist.sweeps.best import write_best_experiment
 from mangaassist.sweeps.objective import Objective, TrialFailed
 from mangaassist.sweeps.space import low_corner, parse_space
-from mangaassist.sweeps.study import FINISHED, count, open_study, safe_url
+from mangaassist.sweeps.study import (
+    FINISHED,
+    check_base_overrides,
+    count,
+    open_study,
+    safe_url,
+)
 
 
 def _check(cfg: DictConfig) -> None:
@@ -115,7 +121,8 @@ def run_sweep(cfg: DictConfig, conf_dir: Path) -> optuna.Study:
         The study, reloaded with every trial.
 
     Raises:
-        UserError: a bad sweep config, a trial config that does not compose, bad data.
+        UserError: a bad sweep config, a trial config that does not compose or holds a bad
+            value, a resume with other base overrides than the study's, bad data.
         KeyboardInterrupt: Ctrl+C; the running trial is recorded as FAIL.
     """
     _check(cfg)
@@ -133,6 +140,7 @@ def run_sweep(cfg: DictConfig, conf_dir: Path) -> optuna.Study:
     objective.check(low_corner(space))  # before any trial is stored
     out_dir.mkdir(parents=True, exist_ok=True)
     study = open_study(cfg)
+    check_base_overrides(study, objective.base)
     n_trials = int(cfg.n_trials)
     finished, stored = count(study), len(study.get_trials(deepcopy=False))
     remaining = max(0, n_trials - finished)

@@ -9,6 +9,9 @@ writes a heartbeat every ``heartbeat_interval`` seconds; a RUNNING trial silent 
 ``grace_period`` seconds is marked FAIL when any worker next opens the study or starts a trial,
 and its parameters are queued again (``retry_stale`` times). A RUNNING trial never blocks:
 only COMPLETE and PRUNED trials count towards ``n_trials``. Ctrl+C marks the trial FAIL at once.
+
+The study keeps the base overrides (``train=[...]``) it was started with; a resume with other
+ones is refused, so a smoke sweep cannot pour its trials into the real study of the same name.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from optuna.trial import TrialState
 from mangaassist.errors import UserError
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts towards n_trials
+BASE_OVERRIDES = "base_overrides"  # study user attribute: the train=[...] every trial had
 
 
 def safe_url(url: str) -> str:
@@ -124,3 +128,24 @@ def open_study(cfg: DictConfig) -> optuna.Study:
         optuna.storages.fail_stale_trials(study)
     study.sampler = make_sampler(cfg.get("sampler"), offset=len(study.get_trials(deepcopy=False)))
     return study
+
+
+def check_base_overrides(study: optuna.Study, base: list[str]) -> None:
+    """Store ``base`` with a study that has none; refuse to resume one stored with others.
+
+    Raises:
+        UserError: the study's trials were trained with other base overrides; the message
+            says how to name a new study.
+    """
+    stored = study.user_attrs.get(BASE_OVERRIDES)
+    if stored is None:
+        study.set_user_attr(BASE_OVERRIDES, list(base))
+        return
+    if list(stored) != list(base):
+        name = study.study_name
+        raise UserError(
+            f"study {name} was run with the base overrides {stored}, not {list(base)}: its "
+            "trials would not compare with these. Rerun with the same overrides to resume it, "
+            f"or start a new study under another name: study_name={name}_2 (or any name; its "
+            "folder becomes sweeps/<study_name>/)"
+        )

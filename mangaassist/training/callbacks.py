@@ -3,7 +3,7 @@
 Every figure goes to the loggers (W&B, CSV) and, on rank zero, to one grep-able line:
 
     [TRAIN] epoch=1 step=250/843 lr_head=1.05e-05 lr_bottom=2.7e-06 loss=1.214 ...
-    [VAL] epoch=2 loss=0.39 acc=91.9 macro_f1=90.8 rare_recall=87.2 ece=0.043
+    [VAL] epoch=2 loss=0.3900 acc=91.9 macro_f1=90.8 rare_recall=87.2 ece=0.0430 ...
     [CHECKPOINT] best_epoch=3 monitor=val/macro_f1 mode=max score=90.8 path=...
 """
 
@@ -23,6 +23,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
 from mangaassist.model.param_groups import count_blocks, layer_index
+from mangaassist.training.lines import figure, figures
 
 
 def _norm(tensors: list[Tensor]) -> float:
@@ -174,17 +175,7 @@ class EpochReport(Callback):
 
     @rank_zero_only
     def _write(self, epoch: int, row: dict, per_class: dict) -> None:
-        def pct(key: str) -> str:
-            return f"{100 * row.get(key, float('nan')):.1f}"
-
-        print(
-            f"[VAL] epoch={epoch} loss={row.get('val/loss', float('nan')):.4f} "
-            f"acc={pct('val/acc')} macro_f1={pct('val/macro_f1')} "
-            f"rare_recall={pct('val/rare_recall')} ece={row.get('val/ece', float('nan')):.4f} "
-            f"conf_correct={row.get('val/conf_correct', float('nan')):.3f} "
-            f"conf_wrong={row.get('val/conf_wrong', float('nan')):.3f}",
-            flush=True,
-        )
+        print(f"[VAL] epoch={epoch} {figures(row, 'val')}", flush=True)
         self.rows.append(row)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         keys = sorted({k for r in self.rows for k in r}, key=lambda k: (k != "epoch", k))
@@ -215,6 +206,7 @@ class EpochReport(Callback):
 def _print_checkpoint(best_epoch: int | None, ckpt: ModelCheckpoint) -> None:
     print(
         f"[CHECKPOINT] best_epoch={best_epoch} monitor={ckpt.monitor} mode={ckpt.mode} "
-        f"score={float(ckpt.best_model_score):.4f} path={ckpt.best_model_path}",
+        f"score={figure(ckpt.monitor.split('/')[-1], float(ckpt.best_model_score))} "
+        f"path={ckpt.best_model_path}",
         flush=True,
     )

@@ -7,24 +7,21 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightning as L
-import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from omegaconf import DictConfig
-
-from mangaassist.data.datamodule import IntentDataModule
 from mangaassist.errors import UserError
-from mangaassist.model.backbone import load_tokenizer
-from mangaassist.model.losses import class_weights
-from mangaassist.model.metrics import rare_class_indices
-from mangaassist.model.module import IntentClassifier
-from mangaassist.training.callbacks import EpochReport
-from mangaassist.training.run_dir import save_run_files
+from mangaassist.training.lines import figures
+
+if TYPE_CHECKING:  # torch, transformers and Lightning load when train() runs, not on import
+    import lightning as L
+    from omegaconf import DictConfig
+
+    from mangaassist.data.datamodule import IntentDataModule
+    from mangaassist.model.module import IntentClassifier
 
 os.environ.setdefault("WANDB_MODE", "offline")  # no network here; `wandb sync` later
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -36,7 +33,17 @@ def build(
     """Instantiate the DataModule, the model and the Trainer from a composed config.
 
     ``extra_callbacks`` join the configured ones (``sweep.py`` adds its pruning callback).
+    ``data.module.rare_below: null`` and ``trainer.enable_progress_bar: null`` are resolved
+    here and written back into ``cfg``, so the saved ``config.yaml`` holds what was used.
     """
+    from hydra.utils import instantiate
+    from omegaconf import open_dict
+
+    from mangaassist.model.backbone import load_tokenizer
+    from mangaassist.model.losses import class_weights
+    from mangaassist.model.metrics import rare_class_indices
+    from mangaassist.training.callbacks import EpochReport
+
     m = cfg.model
     tokenizer = load_tokenizer(m.name_or_path, m.init, m.allow_download)
     # Objects go in through partials: instantiate() would turn a dataclass kwarg into a config.
@@ -44,6 +51,10 @@ def build(
     dm: IntentDataModule = make_dm(
         source=instantiate(cfg.data.source), tokenizer=tokenizer, name=cfg.data.name
     )
+    with open_dict(cfg):
+        cfg.data.module.rare_below = dm.rare_below  # evaluation reads it from config.yaml
+        if cfg.trainer.get("enable_progress_bar") is None:  # bars only on a terminal
+            cfg.trainer.enable_progress_bar = sys.stdout.isatty()
     weight = class_weights(dm.class_counts) if cfg.loss.class_weights else None
     make_model = instantiate(cfg.model, _partial_=True, _convert_="all")
     model: IntentClassifier = make_model(
@@ -65,7 +76,7 @@ def build(
 
 
 def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, float]:
-    """Train, pick the best checkpoint, score the test split, and fill the run directory.
+    """Check the config, train, pick the best checkpoint, score the test split, fill the run dir.
 
     Args:
         cfg: the composed ``conf/train.yaml``.
@@ -74,7 +85,20 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     Returns:
         Flat metrics: best validation figures (``val/...``), test figures (``test/...``) and
         ``train_minutes``. ``sweep.py`` optimises one of them.
+
+    Raises:
+        UserError: a config value out of range (checked before any work), bad data.
     """
+    from mangaassist.training.config_schema import validate_train_config
+
+    validate_train_config(cfg)  # before torch is even imported: a bad value answers at once
+    import lightning as L
+    import torch
+    from hydra.errors import InstantiationException
+
+    from mangaassist.training.callbacks import EpochReport
+    from mangaassist.training.run_dir import save_run_files
+
     run_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     if cfg.get("threads"):
@@ -88,7 +112,8 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     rare = [dm.labels[i] for i in model.hparams.rare or []]
     print(
         f"[DATA] name={dm.name} train={len(dm.splits['train'])} val={len(dm.splits['val'])} "
-        f"test={len(dm.splits['test'])} classes={len(dm.labels)} rare={rare}",
+        f"test={len(dm.splits['test'])} classes={len(dm.labels)} rare={rare} "
+        f"rare_below={dm.rare_below:.4g}",
         flush=True,
     )
     if trainer.is_global_zero:
@@ -117,13 +142,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
             0
         ].items():
             metrics[key] = float(value)
-        print(
-            "[TEST] "
-            + " ".join(
-                f"{k.split('/')[-1]}={v:.4f}" for k, v in metrics.items() if k.startswith("test/")
-            ),
-            flush=True,
-        )
+        print(f"[TEST] {figures(metrics, 'test')}", flush=True)
     if trainer.is_global_zero:
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
         print(f"[RUN] dir={run_dir} train_minutes={minutes:.2f}", flush=True)

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from mangaassist.errors import UserError
 from mangaassist.sweeps import Objective, run_sweep
+from mangaassist.sweeps.argv import route, sweep_keys
 from mangaassist.sweeps.best import experiment_yaml
 from mangaassist.sweeps.space import parse_space, suggest
 from tests.conftest import CONF, TINY, compose_cfg
@@ -107,6 +108,17 @@ def test_sweep_stores_summarises_and_resumes(tmp_path, toy_file, capsys):
     assert "finished=3 remaining=0" in capsys.readouterr().out
     assert len(load(out).trials) == 4
 
+    # Other base overrides under the same name (a smoke sweep): refused, the study untouched.
+    assert load(out).user_attrs["base_overrides"] == train
+    other = base_overrides(toy_file, "seed=1")
+    with pytest.raises(UserError) as err:
+        run_sweep(sweep_cfg(out, other, "n_trials=5"), CONF)
+    assert str(err.value).startswith(
+        f"study gamma_lr_decay was run with the base overrides {train}, not {other}"
+    )
+    assert "study_name=gamma_lr_decay_2" in str(err.value)
+    assert len(load(out).trials) == 4
+
 
 def test_pruned_trial_stops_training(tmp_path, toy_file, capsys):
     space = parse_space(sweep_cfg(tmp_path, []).sweep.params)
@@ -133,6 +145,7 @@ def test_pruned_trial_stops_training(tmp_path, toy_file, capsys):
     [
         (["trainer.max_epoch=2"], "does not compose"),
         (["optim.lr=1e-3"], "sets a swept key"),
+        (["trainer.max_epochs=-1"], "trainer.max_epochs=-1 is not allowed: use a whole number"),
     ],
 )
 def test_bad_override_stops_before_any_trial(tmp_path, toy_file, extra, message):
@@ -192,3 +205,43 @@ def test_experiment_yaml_maps_groups_keys_and_experiments():
     doc = OmegaConf.create(text)
     assert list(doc.defaults) == ["/experiment/smoke", {"override /data": "files"}]
     assert doc.optim.lr == 1e-05 and doc.extra.flag is True
+
+
+def test_sweep_py_takes_train_py_words(tmp_path):
+    """``sweep.py experiment=smoke`` is ``sweep.py 'train=["experiment=smoke"]'``."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "sweep.py",
+            "experiment=smoke",
+            "n_trials=2",
+            'train=["trainer.max_epochs=1"]',
+            "loss=ce",
+            f"out_dir={tmp_path}",
+            "--cfg",
+            "job",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cfg = OmegaConf.create(proc.stdout)
+    assert cfg.n_trials == 2
+    assert list(cfg.train) == ["experiment=smoke", "trainer.max_epochs=1", "loss=ce"]
+
+
+def test_route_keeps_sweep_keys_and_hydra_flags():
+    keys = sweep_keys(CONF)
+    args = ["-m", "seed=3", "sweep=banking77_lr", "hydra.run.dir=x", "+foo=1", "--cfg", "job"]
+    assert route(args, keys) == [
+        "-m",
+        "--cfg",
+        "job",
+        "seed=3",  # the sampler's seed: a sweep key
+        "sweep=banking77_lr",
+        "hydra.run.dir=x",
+        'train=["+foo=1"]',
+    ]
+    assert route(["n_trials=2"], keys) == ["n_trials=2"]  # nothing to add

@@ -50,6 +50,19 @@ def test_smoke_run_fills_the_run_directory(tiny_cfg, capsys):
         "ex_per_sec=",
     ):
         assert tag in out, tag
+    # One unit per key: shares in percent on [VAL] and [TEST] alike, ECE and loss as they are.
+    test_line = next(line for line in out.splitlines() if line.startswith("[TEST] "))
+    test = dict(kv.split("=", 1) for kv in test_line.split()[1:])
+    assert test["acc"] == f"{100 * metrics['test/acc']:.1f}"
+    assert test["macro_f1"] == f"{100 * metrics['test/macro_f1']:.1f}"
+    assert test["ece"] == f"{metrics['test/ece']:.4f}"
+    val_line = next(line for line in out.splitlines() if line.startswith("[VAL] epoch=2 "))
+    val = dict(kv.split("=", 1) for kv in val_line.split()[1:])
+    last = list(csv.DictReader((run / "history.csv").open()))[-1]
+    assert val["acc"] == f"{100 * float(last['val/acc']):.1f}"
+    # The toy file's ten classes are even: no class is rare, and the lines say so (not nan).
+    assert test["rare_recall"] == val["rare_recall"] == "none(no_rare_class)"
+    assert "nan" not in test_line + val_line
     csv_log = (run / "csv" / "metrics.csv").read_text()
     for key in (
         "train/lr_head",
@@ -129,6 +142,30 @@ def _run_cli(args: list[str], tmp_path: Path, timeout: int = 240) -> subprocess.
         capture_output=True,
         timeout=timeout,
     )
+
+
+def test_train_log_holds_the_grep_able_lines_once_and_no_progress_bar(tmp_path):
+    run = tmp_path / "run"
+    res = _run_cli(
+        [
+            "experiment=smoke",  # the small MangaAssist corpus: generate, audit, clean, split
+            "data.source.n=1000",
+            f"data.source.cache_dir={tmp_path / 'cache'}",
+            "trainer.max_epochs=1",
+            "trainer.log_every_n_steps=2",
+            f"hydra.run.dir={run}",
+        ],
+        tmp_path,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    console = [line for line in res.stdout.splitlines() if line.startswith("[")]
+    log = (run / "train.log").read_text()
+    logged = [line.split(" - ", 1)[1] for line in log.splitlines() if "[mangaassist.lines]" in line]
+    for tag in ("[DATA_AUDIT]", "[DECISION]", "[DATA]", "[TRAIN]", "[VAL]", "[TEST]", "[EVAL]"):
+        assert any(line.startswith(tag) for line in logged), tag
+    assert logged == console  # each console line once in the log, in order
+    # stdout is a pipe here: no progress bar (Lightning's or tqdm's) in the output
+    assert "it/s" not in res.stdout + res.stderr and "━" not in res.stdout
 
 
 def test_multirun_makes_one_directory_per_run(tmp_path, toy_file):
