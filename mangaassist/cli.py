@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 
+from mangaassist import __version__
 from mangaassist.errors import UserError
 
 # Stage modules that expose ``register(subparsers)``, in the direction of flow.
@@ -19,16 +20,22 @@ STAGE_CLIS = (
     "mangaassist.evaluation.cli",
     "mangaassist.comparison.cli",
     "mangaassist.export.cli",
+    "mangaassist.serve.cli",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full parser; a stage whose module is missing is left out."""
+    """The full parser; a stage whose module is missing is left out.
+
+    Stage cli modules import torch, transformers and Lightning only inside their commands, so
+    building the parser (``mangaassist --help``) stays well under a second.
+    """
     parser = argparse.ArgumentParser(
         prog="mangaassist",
         description="MangaAssist intent framework: data, evaluation, registry and promotion gates "
         "(training is train.py, sweeps sweep.py).",
     )
+    parser.add_argument("--version", action="version", version=f"mangaassist {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in STAGE_CLIS:
         try:

@@ -28,6 +28,7 @@ from mangaassist.evaluation import confusion, fallback, metrics
 from mangaassist.evaluation.latency import latency_as_served
 from mangaassist.evaluation.settings import EvalSettings
 from mangaassist.evaluation.significance import bootstrap_ci
+from mangaassist.training.lines import figure
 
 
 @dataclass
@@ -175,7 +176,7 @@ def log_line(m: dict, tag: str = "EVAL", name: str = "") -> str:
         f"n={m['n']}",
         f"acc={pct(m['acc'])}",
         f"macro_f1={pct(m['macro_f1'])}",
-        f"rare_recall={pct(m['rare_recall'])}",
+        f"rare_recall={figure('rare_recall', m['rare_recall'])}",  # none(no_rare_class), not na
         f"ece_before={c['ece_before']:.3f}",
         f"ece_after={c['ece_after']:.3f}",
         f"T={c['temperature']:.3f}",
