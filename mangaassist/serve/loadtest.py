@@ -44,9 +44,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
-import numpy as np
-
 from mangaassist.errors import UserError
 
 LAG_WARN_MS = 2.0  # send lag p99 (ms) above this: the client, not the server, may limit
@@ -117,6 +114,8 @@ def _offsets(rate: float, duration_s: float, arrivals: str, rng: random.Random) 
 
 
 def _ms(values: list[float], q: float) -> float | None:
+    import numpy as np  # here and in run_load: `mangaassist --help` stays fast
+
     return round(float(np.percentile(values, q)) * 1000, 3) if values else None
 
 
@@ -147,6 +146,9 @@ async def run_load(
     ``request_id_prefix`` sends ``X-Request-ID: <prefix><i>`` so each answer can be found in
     the server's prediction log.
     """
+    import aiohttp
+    import numpy as np
+
     if rate <= 0 or duration_s <= 0 or connections < 1:
         raise UserError(f"rate ({rate}), duration ({duration_s}), connections must be > 0")
     if not texts:
@@ -165,7 +167,7 @@ async def run_load(
     fails = Counter(timeouts=0, conn_errors=0)
     last_answer = 0.0
 
-    async def one(i: int, due: float, session: aiohttp.ClientSession) -> None:
+    async def one(i: int, due: float, session) -> None:  # session: aiohttp.ClientSession
         nonlocal last_answer
         lags.append(time.perf_counter() - due)
         headers = {"X-Request-ID": f"{request_id_prefix}{i}"} if request_id_prefix else None
