@@ -90,20 +90,25 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _gate(args: argparse.Namespace) -> int:
     from mangaassist.evaluation.gates import format_decision
-    from mangaassist.evaluation.promotion import gate_candidate
+    from mangaassist.evaluation.promotion import gate_candidate, record_gate
     from mangaassist.evaluation.registry import Registry
     from mangaassist.evaluation.settings import load_eval_settings, load_gate_settings
 
+    evidence = {"load_test": args.load_test, "shadow_report": args.shadow_report}
     decision = gate_candidate(
         args.candidate,
         Registry(args.root),
         load_eval_settings(path=Path(args.eval_config) if args.eval_config else None),
         load_gate_settings(Path(args.gates) if args.gates else None),
         data=Path(args.data) if args.data else None,
+        load_test=Path(args.load_test) if args.load_test else None,
+        shadow_report=Path(args.shadow_report) if args.shadow_report else None,
     )
     for line in format_decision(decision):
         print(line)
     if decision.promote and args.promote:
+        # Recorded before registering, so the new version's model card shows the gate table.
+        record_gate(args.candidate, Registry(args.root), decision, evidence)
         _register_and_promote(args.candidate, Registry(args.root), decision.reason)
     return 0 if decision.promote else 1
 
@@ -131,7 +136,10 @@ def _registry_list(args: argparse.Namespace) -> int:
     champion = reg.champion()
     versions = reg.versions()
     if not versions:
-        print(f"registry {reg.root}: no versions yet (mangaassist registry register RUN_DIR)")
+        print(
+            f"no model versions yet in the registry at {reg.root}/; "
+            "add one with: mangaassist registry register RUN_DIR"
+        )
         return 0
 
     def pct(v: float | None) -> str:
@@ -245,6 +253,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     gt.add_argument("--gates", help="gate settings YAML (default conf/gates/default.yaml)")
     gt.add_argument("--eval-config", help="evaluation settings YAML (default conf/evaluation)")
     gt.add_argument("--root", type=Path, default=None, help=root_help)
+    gt.add_argument(
+        "--load-test",
+        metavar="FILE",
+        help="the candidate's `mangaassist loadtest --out` JSON: P95 and error rate under load",
+    )
+    gt.add_argument(
+        "--shadow-report",
+        metavar="FILE",
+        help="the candidate's `mangaassist shadow-report --json` JSON: agreement, critical intents",
+    )
     gt.add_argument(
         "--promote",
         action="store_true",

@@ -1,10 +1,16 @@
 """Promotion gates: pure functions from metric tables to a promote / reject decision.
 
-Each gate takes :class:`Scores` (one model's figures on one set plus its per-example
-predictions) and returns a :class:`GateResult`. :func:`decide` walks a small decision tree:
+Each model gate takes :class:`Scores` (one model's figures on one set plus its per-example
+predictions) and returns a :class:`GateResult`; the operational gates take the evidence read
+from a load test (:class:`LoadTest`) and a shadow report (:class:`ShadowEvidence`). Files are
+read by :mod:`mangaassist.evaluation.promotion`, never here. :func:`decide` walks a small
+decision tree:
 
 1. absolute floors (always): batch-1 P95 under budget; golden-set accuracy, macro F1 and
-   rare recall above their floors;
+   rare recall above their floors; and the operational floors: P95 and error rate under load,
+   and the shadow test (agreement, no critical-intent regression, enough paired traffic, the
+   right candidate). An operational gate without its evidence is skipped (``require_*``
+   settings make that a fail); the ``[PATH]``'s ``floors=`` names every failed floor;
 2. no champion -> promote on the floors alone;
 3. regressions against the champion, on the same examples: accuracy and macro F1 must not
    be *significantly* lower (McNemar / paired bootstrap, so noise cannot reject), rare recall
@@ -23,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -33,6 +40,7 @@ from mangaassist.evaluation.significance import batched_metric, mcnemar, paired_
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 _EPS = 1e-9  # a drop of exactly the margin passes despite float rounding (0.98 - 1.0)
+OPERATIONAL = ("load_p95", "load_error_rate", "shadow")  # gate names, in table order
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,49 @@ class Scores:
 
 
 @dataclass(frozen=True)
+class LoadRun:
+    """One open-loop run of ``mangaassist loadtest`` (or one step of ``--find-max``).
+
+    ``rate`` is the offered (scheduled) rate in req/s, the one the latencies were measured
+    at; ``p95_ms`` is None when no request was answered; ``error_rate`` is errors / requests
+    scheduled. ``errors``, ``scheduled`` and ``achieved_rps`` are shown when known.
+    """
+
+    rate: float
+    p95_ms: float | None
+    error_rate: float
+    errors: int | None = None
+    scheduled: int | None = None
+    achieved_rps: float | None = None
+
+
+@dataclass(frozen=True)
+class LoadTest:
+    """A load-test file: one run, or every step of a ``--find-max`` search (``find_max``)."""
+
+    runs: tuple[LoadRun, ...]
+    find_max: bool = False
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ShadowEvidence:
+    """What the shadow gate reads from a ``mangaassist shadow-report --json`` file.
+
+    ``regressed`` names the critical intents that regressed (with their flips), when the
+    report says which.
+    """
+
+    agreement: float
+    critical_regression: bool
+    n_paired: int
+    candidate_version: str
+    champion_version: str | None = None
+    regressed: tuple[str, ...] = ()
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class GateResult:
     """One gate: its status, the figures it judged and, for paired gates, the test."""
 
@@ -107,6 +158,15 @@ class Decision:
     reason: str
     path: list[str] = field(default_factory=list)
     gates: list[GateResult] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """JSON-ready: promote, reason, path and one object per gate (for the model card)."""
+        return {
+            "promote": self.promote,
+            "reason": self.reason,
+            "path": list(self.path),
+            "gates": [dataclasses.asdict(g) for g in self.gates],
+        }
 
 
 def _pct(v: float | None) -> str:
@@ -157,6 +217,152 @@ def gate_golden_floors(golden: Scores | None, s: GateSettings) -> list[GateResul
             )
         )
     return out
+
+
+def _no_evidence(name: str, what: str, flag: str, required: bool, key: str) -> GateResult:
+    """Skip a gate whose evidence was not given, or fail it when the settings require it."""
+    if required:
+        return GateResult(name, FAIL, f"no {what} given ({flag}) and gates.{key} is true")
+    return GateResult(name, SKIP, f"no {what} given ({flag})")
+
+
+def judged_run(load: LoadTest, s: GateSettings) -> tuple[LoadRun, str]:
+    """The run both load gates judge, and a note saying which it is.
+
+    A single run is judged as is. Of a ``--find-max`` search, the highest-rate step that meets
+    *these* gates (P95 below ``load_p95_ms`` and error rate below ``load_max_error_rate``), not
+    the file's own ``max_sustained_rps``: that used the load test's ``--budget-ms`` and zero
+    errors, which need not be the gates' limits. When no step meets them, the lowest-rate step
+    is judged (and fails): the server misses the limits even at the gentlest load tried.
+    """
+    if not load.find_max:
+        return load.runs[0], ""
+    n = len(load.runs)
+    within = [
+        r
+        for r in load.runs
+        if r.p95_ms is not None
+        and r.p95_ms < s.load_p95_ms
+        and r.error_rate < s.load_max_error_rate
+    ]
+    if within:
+        return max(within, key=lambda r: r.rate), f"find-max: fastest of {n} steps within the gates"
+    return min(load.runs, key=lambda r: r.rate), f"find-max: none of {n} steps within; the slowest"
+
+
+def _rate(run: LoadRun) -> str:
+    achieved = "" if run.achieved_rps is None else f" (achieved {run.achieved_rps:g})"
+    return f"rate={run.rate:g}req/s{achieved}"
+
+
+def gate_load_p95(load: LoadTest | None, s: GateSettings) -> GateResult:
+    """P95 under load strictly below ``load_p95_ms``, at an offered rate >= ``load_min_rps``."""
+    name = "load_p95"
+    if load is None:
+        return _no_evidence(
+            name, "load test", "--load-test FILE", s.require_load_test, "require_load_test"
+        )
+    run, note = judged_run(load, s)
+    rate_ok = run.rate >= s.load_min_rps
+    rate = _rate(run)
+    if s.load_min_rps > 0:  # 0 = any rate: no comparison worth printing
+        rate += f" {'>=' if rate_ok else '<'} required {s.load_min_rps:g}req/s"
+    note = f" [{note}]" if note else ""
+    if run.p95_ms is None:
+        return GateResult(name, FAIL, f"p95=unmeasured (no request answered) {rate}{note}")
+    ok = run.p95_ms < s.load_p95_ms
+    return GateResult(
+        name,
+        PASS if ok and rate_ok else FAIL,
+        f"p95={run.p95_ms:.2f}ms {'<' if ok else '>='} {s.load_p95_ms:g}ms {rate}{note}",
+    )
+
+
+def gate_load_error_rate(load: LoadTest | None, s: GateSettings) -> GateResult:
+    """Load-test error rate (errors / requests sent) strictly below ``load_max_error_rate``."""
+    name = "load_error_rate"
+    if load is None:
+        return _no_evidence(
+            name, "load test", "--load-test FILE", s.require_load_test, "require_load_test"
+        )
+    run, note = judged_run(load, s)
+    note = f" [{note}]" if note else ""
+    if run.scheduled == 0:
+        return GateResult(name, FAIL, f"no request was sent {_rate(run)}{note}")
+    ok = run.error_rate < s.load_max_error_rate
+    count = (
+        "" if run.errors is None or run.scheduled is None else f" ({run.errors} of {run.scheduled})"
+    )
+    return GateResult(
+        name,
+        PASS if ok else FAIL,
+        f"error_rate={100 * run.error_rate:.2f}%{count} {'<' if ok else '>='} "
+        f"{100 * s.load_max_error_rate:.2f}% {_rate(run)}{note}",
+    )
+
+
+def gate_shadow(
+    shadow: ShadowEvidence | None,
+    s: GateSettings,
+    candidate_versions: Sequence[str] = (),
+    champion: str | None = None,
+) -> GateResult:
+    """Shadow test: agreement, no critical-intent regression, enough traffic, right candidate.
+
+    Args:
+        shadow: the report's figures, or None when no report was given.
+        s: ``shadow_min_agreement``, ``shadow_min_messages``, ``require_shadow``.
+        candidate_versions: the registry version(s) the gated candidate is; the report's
+            ``candidate_version`` must be one of them. Empty: unknown (an unregistered run
+            directory), not checked.
+        champion: the current champion, to note a report made beside an older one.
+    """
+    name = "shadow"
+    if shadow is None:
+        return _no_evidence(
+            name, "shadow report", "--shadow-report FILE", s.require_shadow, "require_shadow"
+        )
+    agree_ok = shadow.agreement >= s.shadow_min_agreement - _EPS
+    enough = shadow.n_paired >= s.shadow_min_messages
+    right = not candidate_versions or shadow.candidate_version in candidate_versions
+    critical = "none"
+    if shadow.critical_regression:
+        critical = ",".join(shadow.regressed) or "yes"
+    parts = [
+        f"agreement={_pct(shadow.agreement)}% {'>=' if agree_ok else '<'} "
+        f"{_pct(s.shadow_min_agreement)}%",
+        f"critical_intent_regression={critical}",
+        f"paired={shadow.n_paired} {'>=' if enough else '<'} {s.shadow_min_messages}"
+        + ("" if enough else " (too little shadow traffic)"),
+    ]
+    if right:
+        parts.append(f"candidate={shadow.candidate_version}")
+    else:
+        parts.append(
+            f"candidate={shadow.candidate_version} (version mismatch: the report is of "
+            f"{shadow.candidate_version}, the candidate is {'/'.join(candidate_versions)})"
+        )
+    if shadow.champion_version:
+        parts.append(f"champion={shadow.champion_version}")
+        if champion and champion != shadow.champion_version:
+            parts[-1] += f" (the champion is now {champion})"
+    ok = agree_ok and enough and right and not shadow.critical_regression
+    return GateResult(name, PASS if ok else FAIL, "; ".join(parts))  # five checks: keep apart
+
+
+def gate_operational(
+    load: LoadTest | None,
+    shadow: ShadowEvidence | None,
+    s: GateSettings,
+    candidate_versions: Sequence[str] = (),
+    champion: str | None = None,
+) -> list[GateResult]:
+    """The three operational floors, in :data:`OPERATIONAL` order."""
+    return [
+        gate_load_p95(load, s),
+        gate_load_error_rate(load, s),
+        gate_shadow(shadow, s, candidate_versions, champion),
+    ]
 
 
 def gate_paired(cand: Scores, champ: Scores, metric: str, s: GateSettings) -> GateResult:
@@ -229,6 +435,10 @@ def decide(
     golden: Scores | None,
     settings: GateSettings,
     champion_name: str = "champion",
+    *,
+    load: LoadTest | None = None,
+    shadow: ShadowEvidence | None = None,
+    candidate_versions: Sequence[str] = (),
 ) -> Decision:
     """Run every gate and walk the decision tree (see the module docstring).
 
@@ -238,9 +448,19 @@ def decide(
         golden: the candidate on the golden set, or None when there is none.
         settings: margins, floors and significance settings.
         champion_name: shown in the path (e.g. the registry version).
+        load: the candidate's load test, or None (its gates skip, or fail if required).
+        shadow: the candidate's shadow report, or None (likewise).
+        candidate_versions: registry version(s) the candidate is, to check the shadow
+            report is of it (empty: not checked).
     """
     s = settings
-    floors = [gate_latency(candidate, s.latency_p95_ms), *gate_golden_floors(golden, s)]
+    floors = [
+        gate_latency(candidate, s.latency_p95_ms),
+        *gate_golden_floors(golden, s),
+        *gate_operational(
+            load, shadow, s, candidate_versions, champion_name if champion is not None else None
+        ),
+    ]
     failed_floors = [g.name for g in floors if g.failed]
     path = [f"floors={'fail(' + ','.join(failed_floors) + ')' if failed_floors else 'pass'}"]
     if champion is None:

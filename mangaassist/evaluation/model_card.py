@@ -1,8 +1,9 @@
 """The model card of a registered version: one markdown page a reviewer reads before promoting.
 
 It is rendered from the files the version folder already holds (config.yaml,
-class_counts.json, calibration.json, eval/<set>/metrics.json, version.json), so the card
-never disagrees with the numbers next to it.
+class_counts.json, calibration.json, eval/<set>/metrics.json, version.json and, once
+``mangaassist gate --promote`` has passed it, eval/gate.json), so the card never disagrees
+with the numbers next to it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+GATE_RECORD = "eval/gate.json"  # written by promotion.record_gate
 
 
 def _pct(v: float | None) -> str:
@@ -77,6 +80,31 @@ def _metrics_section(name: str, m: dict) -> list[str]:
         f"- severe misroutes: {_pct(m.get('routing', {}).get('severe_error_rate'))}",
         "",
     ]
+    return out
+
+
+def _gates_section(record: dict | None) -> list[str]:
+    """The gate table of the decision that promoted the version, one row per gate."""
+    out = ["## Promotion gates", ""]
+    if not record:
+        return [*out, "No gate decision recorded (`mangaassist gate VERSION --promote` adds it)."]
+    evidence = record.get("evidence") or {}
+    given = [f"{key.replace('_', ' ')} `{value}`" for key, value in evidence.items() if value]
+    out += [
+        f"Gated at {record.get('gated_at', '?')} (`mangaassist gate "
+        f"{record.get('candidate', '?')}`) against champion {record.get('champion') or 'none'}: "
+        f"promote={'yes' if record.get('promote') else 'no'} ({record.get('reason', '')}).",
+        f"Operational evidence: {', '.join(given) or 'none given (load and shadow gates skip)'}.",
+        "",
+        "| gate | status | figures |",
+        "|---|---|---|",
+    ]
+    for g in record.get("gates", []):
+        figures = g.get("figures", "")
+        if g.get("significance"):
+            figures += f"; {g['significance']}"
+        figures = figures.replace("|", "\\|")  # a pipe would split the table cell
+        out.append(f"| {g.get('name', '?')} | {g.get('status', '?')} | {figures} |")
     return out
 
 
@@ -172,6 +200,7 @@ def render_model_card(version: str, folder: Path) -> str:
         )
     else:
         out.append("Not measured.")
+    out += ["", *_gates_section(_read(folder / GATE_RECORD))]
     out += ["", "## Known confusions", ""]
     for name, m in evals.items():
         pairs = m.get("confused_pairs", [])[:5]

@@ -3,12 +3,24 @@
 The champion is re-scored on the candidate's comparison set (by default the candidate's
 ``data/test.jsonl``) rather than trusted from its own report, because the paired tests need
 both models' predictions on the very same examples. Each model uses its own temperature.
+
+The operational evidence is read here too (so that :func:`~mangaassist.evaluation.gates.decide`
+stays pure): the JSON of ``mangaassist loadtest --out`` (:func:`read_load_test`) and of
+``mangaassist shadow-report --json`` (:func:`read_shadow_report`). A bad file is a
+:class:`UserError` naming the file and the key. :func:`record_gate` keeps a promoting
+decision in the candidate's ``eval/gate.json``, which the model card renders.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import math
+import os
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,11 +34,181 @@ from mangaassist.evaluation.artifacts import (
     run_rare_classes,
 )
 from mangaassist.evaluation.evaluate import Evaluation, evaluate_run
-from mangaassist.evaluation.gates import Decision, Scores, decide
+from mangaassist.evaluation.gates import (
+    Decision,
+    LoadRun,
+    LoadTest,
+    Scores,
+    ShadowEvidence,
+    decide,
+)
+from mangaassist.evaluation.model_card import GATE_RECORD, render_model_card
 from mangaassist.evaluation.registry import Registry, file_sha256
 from mangaassist.evaluation.settings import EvalSettings, GateSettings
 
 _VERSION = re.compile(r"^v\d+$")
+LOAD_HOW = "`mangaassist loadtest URL --out load.json` (or with --find-max)"
+SHADOW_HOW = "`mangaassist shadow-report LOG --json shadow.json`"
+
+
+def _read_json(path: str | Path, what: str, how: str) -> dict:
+    """A JSON object from ``path``; UserError naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such {what} file; write one with {how}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: cannot read the {what} as UTF-8 text ({err})") from err
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(
+            f"{path}: not valid JSON ({err.msg}, line {err.lineno}); expected the {what} "
+            f"written by {how}"
+        ) from err
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object (the {what} of {how})")
+    return data
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _key(
+    d: Mapping[str, Any],
+    key: str,
+    where: str,
+    ok: Callable[[Any], bool],
+    expected: str,
+    how: str,
+    optional: bool = False,
+) -> Any:
+    """``d[key]`` when present and ``ok``; a UserError naming ``where`` and ``key`` if not."""
+    if key not in d:
+        if optional:
+            return None
+        raise UserError(f"{where}: missing key '{key}' ({expected}); is it the JSON of {how}?")
+    value = d[key]
+    if not ok(value):
+        raise UserError(f"{where}: key '{key}' must be {expected}, got {value!r}")
+    return value
+
+
+def _load_run(d: Mapping[str, Any], where: str) -> LoadRun:
+    def get(key: str, ok: Callable[[Any], bool], expected: str, optional: bool = False) -> Any:
+        return _key(d, key, where, ok, expected, LOAD_HOW, optional)
+
+    achieved = get("achieved_rps", lambda v: _is_num(v) and v >= 0, "req/s >= 0", optional=True)
+    p95 = get(
+        "p95_ms",
+        lambda v: v is None or (_is_num(v) and v >= 0),
+        "milliseconds >= 0 (null when nothing was answered)",
+    )
+    return LoadRun(
+        rate=float(get("rate", lambda v: _is_num(v) and v > 0, "the offered rate, req/s > 0")),
+        p95_ms=None if p95 is None else float(p95),
+        error_rate=float(
+            get("error_rate", lambda v: _is_num(v) and 0 <= v <= 1, "a fraction in [0, 1]")
+        ),
+        errors=get("errors", _is_count, "a count >= 0", optional=True),
+        scheduled=get("scheduled", _is_count, "a count >= 0", optional=True),
+        achieved_rps=None if achieved is None else float(achieved),
+    )
+
+
+def read_load_test(path: str | Path) -> LoadTest:
+    """A ``mangaassist loadtest --out`` file: one run, or a ``--find-max`` search.
+
+    A find-max file (``max_sustained_rps``, ``steps``) keeps every step: which one the gates
+    judge depends on the gates' own limits (:func:`~mangaassist.evaluation.gates.judged_run`).
+
+    Raises:
+        UserError: a missing file, not JSON, or a missing or ill-typed key (named).
+    """
+    d = _read_json(path, "load test", LOAD_HOW)
+    if "steps" in d or "max_sustained_rps" in d:
+        steps = _key(
+            d,
+            "steps",
+            str(path),
+            lambda v: isinstance(v, list) and bool(v),
+            "a non-empty list of runs (--find-max)",
+            LOAD_HOW,
+        )
+        runs = []
+        for i, step in enumerate(steps):
+            where = f"{path}: steps[{i}]"
+            if not isinstance(step, dict):
+                raise UserError(f"{where}: expected a JSON object (one load-test run)")
+            runs.append(_load_run(step, where))
+        return LoadTest(tuple(runs), find_max=True, source=str(path))
+    return LoadTest((_load_run(d, str(path)),), source=str(path))
+
+
+def read_shadow_report(path: str | Path) -> ShadowEvidence:
+    """The figures the shadow gate needs from a ``mangaassist shadow-report --json`` file.
+
+    Raises:
+        UserError: a missing file, not JSON, or a missing or ill-typed key (named).
+    """
+    d = _read_json(path, "shadow report", SHADOW_HOW)
+    where = str(path)
+
+    def get(key: str, ok: Callable[[Any], bool], expected: str, optional: bool = False) -> Any:
+        return _key(d, key, where, ok, expected, SHADOW_HOW, optional)
+
+    def is_version(v: Any) -> bool:
+        return isinstance(v, str) and bool(v)
+
+    critical = get("critical", lambda v: isinstance(v, dict), "an object per intent", True) or {}
+    # Name the regressed intents with their flips, so the gate line says what went wrong.
+    regressed = tuple(
+        f"{intent}({c.get('flips_away', '?')}>{c.get('allowed', '?')} flips away)"
+        for intent, c in critical.items()
+        if isinstance(c, dict) and c.get("regression") is True
+    )
+    return ShadowEvidence(
+        agreement=float(
+            get(
+                "agreement_with_champion",
+                lambda v: _is_num(v) and 0 <= v <= 1,
+                "a fraction in [0, 1]",
+            )
+        ),
+        critical_regression=get(
+            "critical_intent_regression", lambda v: isinstance(v, bool), "true or false"
+        ),
+        n_paired=get("n_paired", _is_count, "a count >= 0"),
+        candidate_version=get("candidate_version", is_version, "a version name"),
+        champion_version=get("champion_version", is_version, "a version name", optional=True),
+        regressed=regressed,
+        source=where,
+    )
+
+
+def candidate_versions(cand_path: Path, registry: Registry) -> tuple[str, ...]:
+    """The registry version(s) a candidate is: itself, or those registered from this run.
+
+    Empty for a run directory never registered: nothing to check a shadow report against.
+    """
+    cand = cand_path.resolve()
+    if cand.parent == (registry.root / "versions").resolve():
+        return (cand.name,)
+    found = []
+    for v in registry.versions():
+        try:
+            source = registry.info(v).get("source")
+        except (OSError, ValueError):  # an unreadable version.json says nothing about this run
+            continue
+        if source and Path(source).resolve() == cand:
+            found.append(v)
+    return tuple(found)
 
 
 def resolve_model(ref: str, registry: Registry) -> tuple[Path, str]:
@@ -62,6 +244,9 @@ def gate_candidate(
     gate_settings: GateSettings,
     data: Path | None = None,
     log=print,
+    *,
+    load_test: str | Path | None = None,
+    shadow_report: str | Path | None = None,
 ) -> Decision:
     """Score the candidate (and the champion, if any) and run the gates.
 
@@ -70,8 +255,27 @@ def gate_candidate(
         registry: where the champion lives.
         data: the comparison set; default the candidate's ``data/test.jsonl``.
         log: where the ``[GATE]`` notes go.
+        load_test: the candidate's ``mangaassist loadtest --out`` JSON, if any.
+        shadow_report: the candidate's ``mangaassist shadow-report --json`` JSON, if any.
+
+    Raises:
+        UserError: a bad candidate, data set or evidence file (read before any model loads).
     """
     cand_path, cand_name = resolve_model(candidate, registry)
+    # The evidence files first: a typo in a path should not cost two model evaluations.
+    load = read_load_test(load_test) if load_test is not None else None
+    shadow = read_shadow_report(shadow_report) if shadow_report is not None else None
+    versions: tuple[str, ...] = ()
+    if load is not None:
+        shape = f"find_max steps={len(load.runs)}" if load.find_max else "single_run"
+        log(f"[GATE] load_test={load.source} shape={shape}")
+    if shadow is not None:
+        versions = candidate_versions(cand_path, registry)
+        log(
+            f"[GATE] shadow_report={shadow.source} candidate={shadow.candidate_version} "
+            f"champion={shadow.champion_version or '?'} paired={shadow.n_paired} "
+            f"gated_as={'/'.join(versions) or 'unregistered (version not checked)'}"
+        )
     data = Path(data) if data else cand_path / "data" / "test.jsonl"
     cand_run = load_model_run(cand_path)
     examples = read_labelled(data, cand_run.labels, cand_path)
@@ -131,4 +335,57 @@ def gate_candidate(
             time_it=False,
         )
         golden_scores = scores_of(gold_ev)
-    return decide(scores_of(cand_ev), champ_scores, golden_scores, gate_settings, champ_name)
+    return decide(
+        scores_of(cand_ev),
+        champ_scores,
+        golden_scores,
+        gate_settings,
+        champ_name,
+        load=load,
+        shadow=shadow,
+        candidate_versions=versions,
+    )
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file and ``os.replace``: a reader sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def record_gate(
+    candidate: str,
+    registry: Registry,
+    decision: Decision,
+    evidence: Mapping[str, str | Path | None] | None = None,
+) -> Path:
+    """Keep the decision in the candidate's ``eval/gate.json``, for its model card.
+
+    A run directory's record travels into the registry with ``eval/`` when it is registered;
+    a registry version's card is re-rendered in place, so the card of a version promoted on
+    shadow evidence shows that evidence. Returns the record's path.
+
+    Args:
+        candidate: as given to :func:`gate_candidate`.
+        registry: where the champion (the one compared against) lives.
+        decision: what :func:`gate_candidate` returned.
+        evidence: ``{"load_test": path, "shadow_report": path}``; None where not given.
+    """
+    path, name = resolve_model(candidate, registry)
+    record = {
+        "candidate": name,
+        "champion": registry.champion(),
+        "gated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **decision.as_dict(),
+        "evidence": {k: None if v is None else str(v) for k, v in (evidence or {}).items()},
+    }
+    out = path / GATE_RECORD
+    _write_atomic(out, json.dumps(record, indent=1) + "\n")
+    if (path / "version.json").is_file() and (path / "MODEL_CARD.md").is_file():
+        _write_atomic(path / "MODEL_CARD.md", render_model_card(path.name, path))
+    return out

@@ -128,7 +128,12 @@ class GoldenFloors:
 
 @dataclass(frozen=True)
 class GateSettings:
-    """Everything ``mangaassist gate`` reads from ``conf/gates``."""
+    """Everything ``mangaassist gate`` reads from ``conf/gates`` (its comments document each key).
+
+    The ``load_*`` and ``shadow_*`` keys judge operational evidence (a ``mangaassist loadtest
+    --out`` file and a ``mangaassist shadow-report --json`` file); each such gate is skipped
+    when its file is not given, unless ``require_load_test`` / ``require_shadow`` is true.
+    """
 
     significance: Significance = field(default_factory=Significance)
     require_significant_gain: bool = True
@@ -136,6 +141,34 @@ class GateSettings:
     ece_margin: float = 0.01
     latency_p95_ms: float = 15.0
     golden_floors: GoldenFloors = field(default_factory=GoldenFloors)
+    # Operational floors, judged from a load test and a shadow report when given.
+    load_p95_ms: float = 15.0
+    load_min_rps: float = 0.0
+    load_max_error_rate: float = 0.005
+    require_load_test: bool = False
+    shadow_min_agreement: float = 0.95
+    shadow_min_messages: int = 200
+    require_shadow: bool = False
+
+    def __post_init__(self) -> None:
+        # _build checks that numbers are numbers; bools and ranges are checked here, so a
+        # quoted `require_shadow: "false"` (a truthy string) cannot quietly turn a gate on.
+        for name in ("require_significant_gain", "require_load_test", "require_shadow"):
+            if not isinstance(getattr(self, name), bool):
+                raise UserError(
+                    f"gates.{name}: expected true or false, got {getattr(self, name)!r}"
+                )
+        for name in ("load_max_error_rate", "shadow_min_agreement"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UserError(f"gates.{name}: {getattr(self, name)} must be a fraction in [0, 1]")
+        for name in ("load_p95_ms", "latency_p95_ms"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"gates.{name}: {getattr(self, name)} must be > 0 ms")
+        if self.load_min_rps < 0:
+            raise UserError(f"gates.load_min_rps: {self.load_min_rps} must be >= 0 (0: any rate)")
+        n = self.shadow_min_messages
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise UserError(f"gates.shadow_min_messages: {n!r} must be a whole number >= 0")
 
 
 def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:

@@ -131,7 +131,12 @@ def test_no_champion_only_floors_apply():
         "golden_acc",
         "golden_macro_f1",
         "golden_rare_recall",
+        # operational floors: skipped without a load test or shadow report
+        "load_p95",
+        "load_error_rate",
+        "shadow",
     ]
+    assert {g.status for g in d.gates[-3:]} == {SKIP}
     slow = scores(y, p, p95=20.0)
     d = decide(slow, None, cand, FAST)
     assert not d.promote and "latency_p95" in d.reason
