@@ -44,12 +44,16 @@ from mangaassist.serve.loadtest import find_max_rate, format_line, load_test
 
 HERE = Path(__file__).resolve().parent
 BUDGET_MS = 15.0
-CONFIGS = {  # name -> serve overrides
+CONFIGS = {  # name -> serve overrides ({bundle} is the bundle being measured)
     "int8_batched": ["precision=int8"],
     "fp32_batched": ["precision=fp32"],
     "int8_unbatched": ["precision=int8", "batching=false"],
     "int8_2workers": ["precision=int8", "workers=2", "threads=1"],
+    "int8_shadow": ["precision=int8", "shadow={bundle}"],  # the same model in the shadow
 }
+# Configurations measured at the fixed rates only (the shadow's cost is a latency question).
+FIXED_ONLY = {"int8_shadow"}
+RATES = (50, 200)  # req/s: the light rate of the target (P95 <= 5 ms) and a busier one
 
 
 def model_only(bundle: Path, texts: list[str], seconds: float) -> dict:
@@ -114,7 +118,8 @@ def serve_config(bundle: Path, name: str, overrides: list[str], texts: list[str]
     url = f"http://127.0.0.1:{port}"
     logs = HERE / ".logs" / name
     cmd = [sys.executable, "-m", "mangaassist.cli", "serve", str(bundle), f"port={port}"]
-    cmd += [f"log_dir={logs}", "log_level=warning", *overrides]
+    cmd += [f"log_dir={logs}", "log_level=warning"]
+    cmd += [o.format(bundle=bundle.resolve()) for o in overrides]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     row: dict = {"overrides": overrides}
@@ -129,9 +134,13 @@ def serve_config(bundle: Path, name: str, overrides: list[str], texts: list[str]
                 time.sleep(0.05)
         row["ready_s"] = time.perf_counter() - t0
         row["rss_mb"] = _rss_mb(proc.pid)
-        light = load_test(url, texts, 50, a.light_s)
-        print(f"[BENCH] config={name} light: {format_line(light)}", flush=True)
-        row["light_50rps"] = light
+        for rate in RATES:
+            fixed = load_test(url, texts, rate, a.light_s)
+            print(f"[BENCH] config={name} rate={rate}: {format_line(fixed)}", flush=True)
+            row[f"fixed_{rate}rps"] = fixed
+        if name in FIXED_ONLY:
+            row["metrics_shadow"] = _metric_lines(url, "mangaassist_shadow_skipped_total")
+            return row
         if name == "int8_batched":
             # The framework's own cost: the same route, refused by validation before the model.
             http = load_test(url, [" "], 1000, 5)
@@ -176,6 +185,10 @@ def serve_config(bundle: Path, name: str, overrides: list[str], texts: list[str]
     return row
 
 
+def _metric_lines(url: str, name: str) -> list[str]:
+    return [x for x in httpx.get(f"{url}/metrics").text.splitlines() if x.startswith(name)]
+
+
 def _mean_batch(url: str) -> float | None:
     """Mean messages per model batch from the server's histogram (one process's view)."""
     text = httpx.get(f"{url}/metrics").text
@@ -186,6 +199,87 @@ def _mean_batch(url: str) -> float | None:
                 vals[key] = float(line.split()[1])
     count = vals.get("mangaassist_batch_size_count")
     return vals["mangaassist_batch_size_sum"] / count if count else None
+
+
+def _f(v: float | None, digits: int = 1) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def summarise(r: dict) -> str:
+    """RESULTS.md: the tables and the ratios the serving issue asks for, from one run."""
+    mo, sv = r["model_only"], r["servers"]
+    lines = [
+        "# Serving benchmark",
+        "",
+        f"Command: `{r['command']}`  ",
+        f"Bundle: `{r['bundle']}` (model {r['model_version']}); messages: {r['messages']}; "
+        f"{r['cores']} cores shared by server and load generator (not pinned).",
+        "",
+        "## Model only (ONNX Runtime, 2 threads, no HTTP)",
+        "",
+        "| precision | batch-1 P50 ms | batch-1 P95 ms | batch 32 grouped msg/s "
+        "| batch 32 mixed msg/s |",
+        "|---|---|---|---|---|",
+    ]
+    for prec, m in mo.items():
+        lines.append(
+            f"| {prec} | {_f(m['batch1']['p50_ms'], 2)} | {_f(m['batch1']['p95_ms'], 2)} | "
+            f"{m['batch32_grouped_msg_s']:.0f} | {m['batch32_mixed_msg_s']:.0f} |"
+        )
+    lines += [
+        "",
+        "## Server (HTTP, open loop, P95 budget 15 ms)",
+        "",
+        "| config | ready s | RSS MiB | P50/P95/P99 ms @50 | P50/P95/P99 ms @200 "
+        "| max rate P95<15, 0 err | mean batch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in sv.items():
+        cells = []
+        for rate in RATES:
+            x = row.get(f"fixed_{rate}rps", {})
+            cells.append("/".join(_f(x.get(k)) for k in ("p50_ms", "p95_ms", "p99_ms")))
+        lines.append(
+            f"| {name} | {_f(row['ready_s'])} | {row['rss_mb']:.0f} | {cells[0]} | {cells[1]} | "
+            f"{_f(row.get('max_sustained_rps'), 0)} | {_f(row.get('batch_size_mean'))} |"
+        )
+    lines += ["", "## Ratios", ""]
+
+    def rate(name: str) -> float | None:
+        return sv.get(name, {}).get("max_sustained_rps")
+
+    for prec in ("int8", "fp32"):
+        name = f"{prec}_batched"
+        if rate(name) and prec in mo:
+            ceiling = max(mo[prec]["batch32_grouped_msg_s"], mo[prec]["batch32_mixed_msg_s"])
+            lines.append(
+                f"- {name}: {rate(name):.0f} req/s sustained = {100 * rate(name) / ceiling:.0f}% "
+                f"of the model-only ceiling ({ceiling:.0f} msg/s, same run)"
+            )
+    if rate("int8_batched") and rate("int8_unbatched"):
+        on, off = rate("int8_batched"), rate("int8_unbatched")
+        lines.append(f"- batching on / off (int8): {on:.0f} / {off:.0f} req/s = {on / off:.2f}x")
+    if rate("int8_batched") and rate("int8_2workers"):
+        lines.append(
+            f"- one process x 2 threads / two processes x 1 thread: {rate('int8_batched'):.0f} / "
+            f"{rate('int8_2workers'):.0f} req/s"
+        )
+    if "int8_shadow" in sv and "int8_batched" in sv:
+        for r_ in RATES:
+            on = sv["int8_shadow"][f"fixed_{r_}rps"]["p95_ms"]
+            off = sv["int8_batched"][f"fixed_{r_}rps"]["p95_ms"]
+            if on and off:
+                ratio = on / off
+                lines.append(
+                    f"- shadow on / off at {r_} req/s: P95 {on:.1f} / {off:.1f} ms = {ratio:.2f}x"
+                )
+    if "http_only_1000rps" in sv.get("int8_batched", {}):
+        h = sv["int8_batched"]["http_only_1000rps"]
+        lines.append(
+            f"- HTTP path without the model (request refused by validation) at 1000 req/s: "
+            f"P50/P95/P99 {_f(h['p50_ms'])}/{_f(h['p95_ms'])}/{_f(h['p99_ms'])} ms"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -211,7 +305,10 @@ def main() -> None:
     for name in a.configs.split(","):
         results["servers"][name] = serve_config(a.bundle, name, CONFIGS[name], texts, a)
     a.out.write_text(json.dumps(results, indent=1))
-    print(f"[BENCH] results={a.out}")
+    md = a.out.with_name("RESULTS.md")
+    md.write_text(summarise(results))
+    print(md.read_text())
+    print(f"[BENCH] results={a.out} table={md}")
 
 
 if __name__ == "__main__":

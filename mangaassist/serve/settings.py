@@ -59,6 +59,7 @@ class ServeSettings:
     shadow: str | None = None
     shadow_share: float = 1.0
     shadow_max_queue: int = 64
+    shadow_max_wait_ms: float = 20.0
     shadow_max_champion_queue: int = 0
     admin_token_env: str = "MANGAASSIST_ADMIN_TOKEN"
     admin_token_file: str | None = None

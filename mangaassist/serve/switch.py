@@ -176,6 +176,8 @@ async def set_shadow(rt: Runtime, bundle_dir: str | Path | None, share: float = 
                 return {"shadow": old.version if old else None, "check": err.check,
                         "reason": str(err), "lines": lines}  # fmt: skip
             shadow.batcher.max_queue = rt.settings.shadow_max_queue
+            # Larger, rarer batches: less Python (and GIL) per message beside the champion.
+            shadow.batcher.max_wait_s = rt.settings.shadow_max_wait_ms / 1000
             shadow.batcher.background()
             rt.shadow, rt.shadow_share = shadow, float(share)
         name = rt.shadow.version if rt.shadow else None
