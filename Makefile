@@ -4,6 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+# The interpreter that creates .venv (>= 3.11, as pyproject.toml's requires-python says).
+PYTHON ?= python3
+# Where pip gets torch. Empty (the default) = pip's own configuration, unchanged; on a machine
+# without a local CPU wheel that is PyPI's default build, which on Linux bundles CUDA (GBs).
+# For the CPU build: make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+# An existing .venv is checked, else the interpreter that will create it.
+CHECK_PY = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
@@ -14,13 +22,18 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
-	test -d $(VENV) || python3 -m venv $(VENV)
+	@$(CHECK_PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "error: mangaassist needs Python >= 3.11 (pyproject.toml requires-python);" \
+	    "$(CHECK_PY) is $$($(CHECK_PY) -V 2>&1 || echo 'not found')." \
+	    "Pass another interpreter: make setup PYTHON=python3.12" >&2; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0  # the CPU wheel, before anything can ask for CUDA builds
+	# torch first, from TORCH_INDEX when set, so that nothing later pulls another build.
+	$(PIP) install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PIP) install -q -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv and install everything (torch 2.13.0 CPU first)
+setup: $(STAMP) ## create .venv, install everything (torch 2.13.0 first; TORCH_INDEX=URL: its source)
 
 train: $(STAMP) ## train the default model on the default data (embedded all-MiniLM-L6-v2)
 	$(PY) train.py $(ARGS)

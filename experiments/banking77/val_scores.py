@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 
+from mangaassist.checkpoint import load_checkpoint
 from mangaassist.evaluation.artifacts import read_labelled
 from mangaassist.training import load_run
 
@@ -36,7 +37,7 @@ def main(run_dirs: list[str], ensemble: bool = False) -> None:
         examples = read_labelled(run_dir / "data/val.jsonl", run.labels)
         gold = np.array([run.labels.index(e.label) for e in examples])
         texts = [e.text for e in examples]
-        ckpt = torch.load(run_dir / "checkpoints/best.ckpt", map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint(run_dir / "checkpoints/best.ckpt")
         averaged = "current_model_state" in ckpt
         logits = run.predict_logits(texts)  # (N, C)
         preds = {"ema" if averaged else "raw": logits.argmax(1)}

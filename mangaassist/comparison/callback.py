@@ -7,9 +7,13 @@ Register it in an experiment config (``# @package _global_``)::
         ablation_table:
           _target_: mangaassist.comparison.callback.WriteTable
           table: ablation                       # compare | ablation | models | benchmarks
-          out: experiments/ablation_mangaassist # relative to where train.py was started
 
-It reads the runs under ``hydra.sweep.dir``. A job that raised is recorded in its folder
+It reads the runs under ``hydra.sweep.dir`` and writes the table into that folder
+(``<sweep>/<table>/``, or ``<sweep>/<out>/``), never elsewhere: a partial or failed rerun must
+not replace a table published in ``experiments/``. Publishing is an explicit step once the
+sweep is complete: ``mangaassist compare <table> <sweep> --out experiments/<name>``.
+
+A job that raised is recorded in its folder
 (``failed.json``: overrides and error) so the table can say why it has no result. Hydra
 skips ``on_multirun_end`` when a job failed (the sweeper re-raises its error after the
 batch), so the table is also written at interpreter exit if the multirun did not end
@@ -43,8 +47,18 @@ class WriteTable(Callback):
         settings: str | None = None,
         published: str | None = None,
     ) -> None:
-        """Args: see :func:`mangaassist.comparison.build.write_table`; ``out`` None = the
-        sweep folder's ``<table>/``."""
+        """Args: see :func:`mangaassist.comparison.build.write_table`; ``out`` is a folder
+        *inside* the sweep folder (None = ``<table>/``).
+
+        Raises:
+            UserError: ``out`` is absolute or climbs out of the sweep folder (``..``).
+        """
+        if out is not None and (Path(out).is_absolute() or ".." in Path(out).parts):
+            raise UserError(
+                f"WriteTable out={out}: the table is written inside the sweep folder only; "
+                f"give a subfolder name, and publish afterwards with "
+                f"`mangaassist compare {table} <sweep folder> --out experiments/<name>`"
+            )
         self.table, self.out, self.by = table, out, by
         self.settings, self.published = settings, published
         self.sweep_dir: Path | None = None
@@ -85,7 +99,7 @@ class WriteTable(Callback):
         if self.sweep_dir is None or self.written:
             return
         self.written = True
-        out = Path(self.out) if self.out else self.sweep_dir / self.table
+        out = self.sweep_dir / (self.out or self.table)
         try:
             lines = write_table(
                 self.table,
@@ -99,3 +113,8 @@ class WriteTable(Callback):
             print(f"[{self.table.upper()}] error: {err}", file=sys.stderr, flush=True)
             return
         print("\n".join(lines), flush=True)
+        print(
+            f'[{self.table.upper()}] path={out} note="in the sweep folder; publish it with: '
+            f'mangaassist compare {self.table} {self.sweep_dir} --out experiments/<name>"',
+            flush=True,
+        )

@@ -72,8 +72,10 @@ def weights_info(run_dir: Path) -> tuple[int | None, float | None]:
         return None, None
     import torch
 
+    from mangaassist.checkpoint import load_checkpoint
+
     try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["state_dict"]
+        state = load_checkpoint(ckpt, mmap=True)["state_dict"]
     except Exception:  # an unreadable checkpoint only loses this column
         return None, None
     tensors = [

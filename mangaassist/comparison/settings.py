@@ -21,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mangaassist.errors import UserError
 
+# Beside the package (the checkout's conf/), not the working directory: any cwd finds it.
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "comparison"
 DEFAULT_YAML = CONF_DIR / "default.yaml"
 PUBLISHED_YAML = CONF_DIR / "published.yaml"
@@ -98,9 +99,13 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_settings(path: str | Path | None = None) -> ComparisonSettings:
-    """Settings from ``path`` (default ``conf/comparison/default.yaml``; built-ins if absent)."""
+    """Settings from ``path`` (default ``conf/comparison/default.yaml``, which must exist).
+
+    A missing default is an error, not the built-ins: outside a checkout (an installed
+    package without ``conf/``) silent defaults would rank models by other rules.
+    """
     if path is None:
-        return settings_from(_load_yaml(DEFAULT_YAML) if DEFAULT_YAML.is_file() else None)
+        return settings_from(_load_yaml(DEFAULT_YAML))
     data = _load_yaml(Path(path))
     try:
         return settings_from(data)
@@ -109,6 +114,6 @@ def load_settings(path: str | Path | None = None) -> ComparisonSettings:
 
 
 def load_published(path: str | Path | None = None) -> dict[str, Any]:
-    """The published figures (``ablation`` and ``benchmarks`` blocks); {} when absent."""
-    path = Path(path) if path is not None else PUBLISHED_YAML
-    return _load_yaml(path) if path.is_file() else {}
+    """The published figures (``ablation`` and ``benchmarks`` blocks); a missing file is a
+    UserError naming it (an empty table column would look like "nothing published")."""
+    return _load_yaml(Path(path) if path is not None else PUBLISHED_YAML)

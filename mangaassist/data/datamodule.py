@@ -13,7 +13,6 @@ and undo the length grouping, stays off (``use_distributed_sampler: false``).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 from transformers import PreTrainedTokenizerBase
 
+from mangaassist.atomic import write_json, write_text
 from mangaassist.data.normalize import normalize_text
 from mangaassist.data.schema import Example, example_line, write_examples
 from mangaassist.data.sources import Source
@@ -286,5 +286,5 @@ class IntentDataModule(L.LightningDataModule):
         for split in ("val", "test"):
             name = "val_seen_in_training" if split == "val" and self.refit else split
             write_examples(self.splits[split], Path(folder) / f"{name}.jsonl")
-        (Path(folder) / "split_report.json").write_text(json.dumps(self.split_report, indent=1))
-        (Path(folder) / "split_report.txt").write_text(format_split_report(self.split_report))
+        write_json(Path(folder) / "split_report.json", self.split_report)
+        write_text(Path(folder) / "split_report.txt", format_split_report(self.split_report))

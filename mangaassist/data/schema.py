@@ -22,6 +22,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mangaassist.atomic import replacing
 from mangaassist.errors import UserError
 
 # Taxonomy order: the order of the table in intent-taxonomy.md, used for label indices.
@@ -245,8 +246,7 @@ def example_line(ex: Example) -> str:
 
 def write_examples(examples: list[Example], path: str | Path) -> None:
     """Write examples as JSON lines (UTF-8, keys in a fixed order, so output is byte-stable)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
+    # Atomic: a killed run must not leave a truncated split or corpus that looks complete.
+    with replacing(path) as tmp, tmp.open("w", encoding="utf-8") as f:
         for ex in examples:
             f.write(example_line(ex))

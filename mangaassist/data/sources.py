@@ -24,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from mangaassist.atomic import write_json
 from mangaassist.data.schema import INTENTS, Example, read_examples
 from mangaassist.errors import UserError
 
@@ -208,10 +209,60 @@ def _audit(
         return report
     report = audit.audit_file(corpus, out_dir=out, max_length=max_length, cfg=cfg)
     cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(report.to_dict(), ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, cached)
+    write_json(cached, report.to_dict(), indent=None, ensure_ascii=False)
     return report
+
+
+def _recorded_sha256(folder: Path) -> str | None:
+    """The corpus sha256 that ``generation_report.json`` records (None: no readable report)."""
+    try:
+        return json.loads((folder / "generation_report.json").read_text(encoding="utf-8"))["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def cached_corpus(folder: Path, n: int, seed: int, label_noise: float) -> Path:
+    """``folder/corpus.jsonl``, generated once and reused while its bytes match their record.
+
+    Under an exclusive ``fcntl.flock`` on ``folder.lock`` (two same-seed runs side by side
+    wait for one another instead of both writing), the corpus is reused only when its sha256
+    equals the one ``generation_report.json`` recorded; otherwise (a killed run, a truncated
+    or edited file) it is named on stdout and generated again into a temporary folder that is
+    renamed into place, so ``folder`` is always absent or complete.
+
+    Returns:
+        The path of the corpus file.
+    """
+    import fcntl
+    import shutil
+
+    from mangaassist.data.generator import write_corpus
+
+    folder = Path(folder)
+    corpus = folder / "corpus.jsonl"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(f"{folder.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also on a crash
+        if corpus.is_file():
+            recorded = _recorded_sha256(folder)
+            actual = hashlib.sha256(corpus.read_bytes()).hexdigest()
+            if recorded == actual:
+                return corpus
+            print(
+                f"[DATA] warning=corpus_cache_mismatch path={corpus} "
+                f"recorded_sha256={(recorded or 'none')[:12]} actual_sha256={actual[:12]} "
+                'note="an incomplete or altered cached corpus; generating it again"',
+                flush=True,
+            )
+        tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            write_corpus(tmp, n=n, seed=seed, label_noise=label_noise)
+            shutil.rmtree(folder, ignore_errors=True)  # the stale copy, under the lock
+            os.rename(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return corpus
 
 
 def mangaassist(
@@ -242,17 +293,13 @@ def mangaassist(
     """
     from mangaassist.data.audit import SUSPECTS_CSV
     from mangaassist.data.cleaning import clean
-    from mangaassist.data.generator import write_corpus
 
     if path is None:
         # The generator's own source is in the key: edit a phrasing bank and the cache misses.
         from mangaassist.data import generator
 
         key = f"n{n}-seed{seed}-noise{label_noise}-g{_code_hash(generator)}"
-        folder = Path(cache_dir) / key
-        corpus = folder / "corpus.jsonl"
-        if not corpus.exists():
-            write_corpus(folder, n=n, seed=seed, label_noise=label_noise)
+        corpus = cached_corpus(Path(cache_dir) / key, n=n, seed=seed, label_noise=label_noise)
     else:
         corpus = Path(path)
     out = Path(audit_out) if audit_out else corpus.parent / "audit"

@@ -11,13 +11,13 @@ after ``train(cfg)`` when ``cfg.evaluate`` is true. It writes, inside the run di
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
 
 import mangaassist.data
+from mangaassist.atomic import write_json
 from mangaassist.data.schema import INTENTS
 from mangaassist.evaluation.artifacts import (
     load_model_run,
@@ -173,6 +173,6 @@ def post_train(run_dir: Path, cfg: DictConfig | None = None) -> dict[str, float]
         print(f"[REPORT] set={name} path={report}", flush=True)
         out |= headline(ev.metrics, name) | oos_flat
     (run_dir / "eval").mkdir(exist_ok=True)
-    (run_dir / "eval" / "summary.json").write_text(json.dumps(out, indent=1, sort_keys=True))
+    write_json(run_dir / "eval" / "summary.json", out, sort_keys=True)
     merge_run_metrics(run_dir, oos_flat)
     return out

@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +28,8 @@ import torch
 from scipy.optimize import minimize_scalar
 from torchmetrics.functional.classification import multiclass_calibration_error
 
+from mangaassist.atomic import replacing
+from mangaassist.checkpoint import load_checkpoint
 from mangaassist.errors import UserError
 from mangaassist.evaluation.fallback import choose_thresholds
 from mangaassist.inference.policy import CALIBRATION_FILE, Calibration, softmax
@@ -168,13 +169,12 @@ def write_checkpoint_temperature(ckpt_path: Path, temperature: float) -> None:
     the checkpoint is calibrated without calibration.json.
     """
     ckpt_path = Path(ckpt_path)
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(ckpt_path)
     state = ckpt.get("state_dict", ckpt)
     keys = [k for k in state if k == "temperature" or k.endswith(".temperature")]
     if not keys:
         raise UserError(f"{ckpt_path}: no 'temperature' buffer in the state dict; cannot store T")
     for k in keys:
         state[k] = torch.tensor(float(temperature), dtype=state[k].dtype)
-    tmp = ckpt_path.with_name(f".{ckpt_path.name}.tmp-{os.getpid()}")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, ckpt_path)
+    with replacing(ckpt_path) as tmp:
+        torch.save(ckpt, tmp)

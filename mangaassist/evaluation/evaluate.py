@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mangaassist.atomic import write_json
 from mangaassist.errors import UserError
 from mangaassist.evaluation import calibration as cal
 from mangaassist.evaluation import confusion, fallback, metrics
@@ -286,7 +287,7 @@ def write_evaluation(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     m = {**ev.metrics, "context": context or {}}
-    (out_dir / "metrics.json").write_text(json.dumps(m, indent=1, ensure_ascii=False))
+    write_json(out_dir / "metrics.json", m, ensure_ascii=False)
     labels = ev.metrics["labels"]
     actions = fallback.FallbackPolicy(
         ev.metrics["fallback"]["global_threshold"],

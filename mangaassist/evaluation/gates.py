@@ -37,6 +37,7 @@ import numpy as np
 
 from mangaassist.evaluation.settings import GateSettings
 from mangaassist.evaluation.significance import batched_metric, mcnemar, paired_bootstrap
+from mangaassist.model.metrics import rare_recall_of
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 _EPS = 1e-9  # a drop of exactly the margin passes despite float rounding (0.98 - 1.0)
@@ -78,14 +79,13 @@ class Scores:
     ) -> Scores:
         """Compute accuracy, macro F1 and rare recall (mean over rare classes present)."""
         y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-        recalls = [(y_pred[y_true == c] == c).mean() for c in rare_idx if (y_true == c).any()]
         return cls(
             y_true=y_true,
             y_pred=y_pred,
             n_classes=n_classes,
             acc=float(batched_metric(y_true[None], y_pred[None], n_classes, "acc")[0]),
             macro_f1=float(batched_metric(y_true[None], y_pred[None], n_classes, "macro_f1")[0]),
-            rare_recall=float(np.mean(recalls)) if recalls else None,
+            rare_recall=rare_recall_of(y_true, y_pred, rare_idx),
             ece=ece,
             p95_ms=p95_ms,
         )

@@ -28,7 +28,7 @@ from torchmetrics.functional.classification import (
 )
 
 from mangaassist.errors import UserError
-from mangaassist.model.metrics import rare_class_indices
+from mangaassist.model.metrics import rare_class_indices, rare_recall
 
 
 def rare_classes(class_counts: Mapping[str, int], below: float = 0.05) -> list[str]:
@@ -58,15 +58,6 @@ def _tensors(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[torch.Tensor, torc
 def _f(x: torch.Tensor) -> float:
     # torchmetrics returns float32: 0.801 would print as 0.8009999990463257.
     return round(float(x), 6)
-
-
-def rare_recall(per_class: Sequence[Mapping], rare: Sequence[str]) -> float | None:
-    """Mean recall over the rare classes present in this set (None when none is present).
-
-    Classes with no example here are left out: their recall is undefined, not 0.
-    """
-    recalls = [r["recall"] for r in per_class if r["label"] in set(rare) and r["support"] > 0]
-    return float(np.mean(recalls)) if recalls else None
 
 
 def classification_metrics(
@@ -108,7 +99,11 @@ def classification_metrics(
         "n": int(t.numel()),
         "acc": _f(multiclass_accuracy(p, t, average="micro", **kw)),
         "macro_f1": _f(multiclass_f1_score(p, t, average="macro", **kw)),
-        "rare_recall": rare_recall(per_class, rare),
+        "rare_recall": rare_recall(
+            [r["recall"] for r in per_class],
+            [r["support"] for r in per_class],
+            [i for i, r in enumerate(per_class) if r["rare"]],
+        ),
         "per_class": per_class,
         "confusion": multiclass_confusion_matrix(p, t, **kw).tolist(),
     }
@@ -122,6 +117,12 @@ def per_tag_metrics(
     rare: Sequence[str] = (),
 ) -> list[dict]:
     """Accuracy, macro F1 and rare recall on the examples carrying each tag.
+
+    A tag's slice holds few classes, so its ``macro_f1`` is the mean F1 over the classes
+    present in the slice's *truth* only. A class the model wrongly predicts there, with no
+    true example in the slice, scores F1 0 and would otherwise pull the average down (a
+    ``rare_intent`` slice read 23.7 beside 91.7% accuracy); its mistakes still count in the
+    F1 of the true classes they were taken from.
 
     Args:
         tags: per example, its tags (e.g. ``["multi_intent", "romaji"]``); an example with
@@ -141,7 +142,7 @@ def per_tag_metrics(
                 "tag": tag,
                 "n": m["n"],
                 "acc": m["acc"],
-                "macro_f1": m["macro_f1"],
+                "macro_f1": _f(np.mean([r["f1"] for r in m["per_class"] if r["support"]])),
                 "rare_recall": m["rare_recall"],
             }
         )

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mangaassist.atomic import write_json
 from mangaassist.data.schema import Example
 from mangaassist.evaluation.calibration import softmax
 from mangaassist.evaluation.fallback import FallbackPolicy
@@ -151,4 +152,4 @@ def merge_run_metrics(run_dir: Path, flat: dict[str, float]) -> None:
     if not flat or not path.is_file():
         return
     data = json.loads(path.read_text())
-    path.write_text(json.dumps(data | flat, indent=1, sort_keys=True))
+    write_json(path, data | flat, sort_keys=True)

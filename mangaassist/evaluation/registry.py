@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from mangaassist.atomic import write_json
 from mangaassist.errors import UserError
 from mangaassist.evaluation.artifacts import check_run_dir
 from mangaassist.inference.bundle import file_sha256, tokenizer_sha256
@@ -144,15 +145,7 @@ class Registry:
 
     def _write_state(self, state: dict) -> None:
         path = self.root / "champion.json"
-        tmp = self.root / f".champion.json.tmp-{uuid.uuid4().hex}"
-        try:
-            with tmp.open("w") as f:
-                json.dump({**state, "updated_at": _now()}, f, indent=1)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)  # the atomic swap: old pointer or new one, never half
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_json(path, {**state, "updated_at": _now()})  # old pointer or new one, never half
 
     def register(
         self, run_dir: str | Path, extra_files: Callable[[str, Path], dict[str, str]] | None = None

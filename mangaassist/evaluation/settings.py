@@ -243,11 +243,11 @@ def load_eval_settings(
     section = run_config.get("evaluation") if run_config is not None else None
     if section:
         return eval_settings_from(section)
-    return eval_settings_from(_read_yaml(EVAL_YAML) if EVAL_YAML.is_file() else None)
+    return eval_settings_from(_read_yaml(EVAL_YAML))  # missing conf/: an error, not built-ins
 
 
 def load_gate_settings(path: Path | None = None) -> GateSettings:
-    """Gate settings from ``path`` (default ``conf/gates/default.yaml``; built-ins if absent)."""
+    """Gate settings from ``path`` (default ``conf/gates/default.yaml``, which must exist)."""
     if path is not None:
         return gate_settings_from(_read_yaml(Path(path)))
-    return gate_settings_from(_read_yaml(GATES_YAML) if GATES_YAML.is_file() else None)
+    return gate_settings_from(_read_yaml(GATES_YAML))  # missing conf/: an error, not built-ins

@@ -31,13 +31,13 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from mangaassist.atomic import write_json
 from mangaassist.errors import UserError
 
 ROUTE, FALLBACK, CLARIFY = "route", "fallback", "clarify"
@@ -123,11 +123,8 @@ class Calibration:
         return FallbackPolicy(self.global_threshold, self.margin, dict(self.thresholds))
 
     def save(self, path: Path) -> None:
-        """Write JSON atomically (temp file + os.replace): a crash leaves the old file."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps({"version": SCHEMA_VERSION, **asdict(self)}, indent=1))
-        os.replace(tmp, path)
+        """Write JSON atomically (:mod:`mangaassist.atomic`): a crash leaves the old file."""
+        write_json(path, {"version": SCHEMA_VERSION, **asdict(self)})
 
     @classmethod
     def load(cls, path: Path) -> Calibration:

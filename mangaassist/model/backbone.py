@@ -79,7 +79,7 @@ def _missing_weights(name: str, err: Exception) -> UserError:
         f"(1) on a machine with internet run `huggingface-cli download {name}` and copy "
         f"~/.cache/huggingface/hub here (or set HF_HOME); (2) save the model and tokenizer to a "
         f"folder and pass model.name_or_path=/path/to/folder; (3) where the hub is "
-        f"reachable, pass model.backbone.allow_download=true. ({type(err).__name__})"
+        f"reachable, pass model.allow_download=true. ({type(err).__name__})"
     )
 
 

@@ -10,7 +10,7 @@ Every figure goes to the loggers (W&B, CSV) and, on rank zero, to one grep-able 
 from __future__ import annotations
 
 import csv
-import json
+import io
 import math
 import resource
 import time
@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
+from mangaassist.atomic import write_json, write_text
 from mangaassist.model.param_groups import count_blocks, layer_index
 from mangaassist.training.lines import figure, figures
 
@@ -179,16 +180,17 @@ class EpochReport(Callback):
         self.rows.append(row)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         keys = sorted({k for r in self.rows for k in r}, key=lambda k: (k != "epoch", k))
-        with (self.run_dir / "history.csv").open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(self.rows)
+        buf = io.StringIO(newline="")
+        writer = csv.DictWriter(buf, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text(self.run_dir / "history.csv", buf.getvalue())
         detail = {"epoch": epoch, "labels": self.labels}
         for key in ("precision", "recall", "f1", "confusion"):
             if f"val/{key}" in per_class:
                 detail[key] = per_class[f"val/{key}"].tolist()
         (self.run_dir / "epochs").mkdir(exist_ok=True)
-        (self.run_dir / "epochs" / f"val_epoch{epoch}.json").write_text(json.dumps(detail))
+        write_json(self.run_dir / "epochs" / f"val_epoch{epoch}.json", detail, indent=None)
 
     def best_row(self, monitor: str, mode: str = "max") -> dict | None:
         """The history row of the best epoch by ``monitor`` (None before any validation)."""

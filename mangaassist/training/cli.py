@@ -1,4 +1,7 @@
-"""``mangaassist soup OUT RUN RUN [...]``: average fine-tuned runs into one model."""
+"""``mangaassist soup OUT RUN RUN [...]``: average fine-tuned runs into one model.
+
+``mangaassist convert-run RUN_DIR``: rewrite an older run's checkpoint so it loads safely.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +18,31 @@ def _soup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mangaassist.checkpoint import CHECKPOINT, convert_checkpoint
+
+    path = Path(args.run_dir) / CHECKPOINT
+    dropped = convert_checkpoint(path)
+    print(f"[CONVERT] path={path} dropped={','.join(dropped) or 'none'}")
+    print('[CONVERT] note="weights kept; the file now loads with weights_only=True"')
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``soup`` to the top-level parser."""
+    """Add ``soup`` and ``convert-run`` to the top-level parser."""
     sp = sub.add_parser(
         "soup", help="one model: the average of several runs' weights (same data, same encoder)"
     )
     sp.add_argument("out", help="the new run directory (must not exist)")
     sp.add_argument("runs", nargs="+", help="two or more finished run directories")
     sp.set_defaults(func=_soup)
+    cv = sub.add_parser(
+        "convert-run",
+        help="rewrite a trusted older run's checkpoint to weights and plain values only",
+        description="Unpickles RUN_DIR/checkpoints/best.ckpt in full (only for a run you trust), "
+        "keeps the weights, and writes it back so that every later load is weights_only=True.",
+    )
+    cv.add_argument("run_dir", help="the run directory whose checkpoint to convert")
+    cv.set_defaults(func=_convert_run)

@@ -25,6 +25,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from mangaassist.atomic import write_json, write_text
+from mangaassist.checkpoint import load_checkpoint
 from mangaassist.data.normalize import normalize_text
 from mangaassist.errors import UserError
 from mangaassist.model.module import IntentClassifier
@@ -59,11 +61,9 @@ def save_run_files(
 ) -> None:
     """Write everything except checkpoints and metrics (the trainer writes those)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    (run_dir / "labels.json").write_text(json.dumps(labels, indent=1))
-    (run_dir / "class_counts.json").write_text(
-        json.dumps(dict(zip(labels, class_counts, strict=True)), indent=1)
-    )
+    write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    write_json(run_dir / "labels.json", labels)
+    write_json(run_dir / "class_counts.json", dict(zip(labels, class_counts, strict=True)))
     model.encoder.config.save_pretrained(run_dir / "backbone")
     tokenizer.save_pretrained(run_dir / "tokenizer")
 
@@ -112,7 +112,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "checkpoints/best.ckpt") -> 
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model_cfg.update(init="config", name_or_path=str(run_dir / "backbone"))
     model: IntentClassifier = instantiate(model_cfg, num_labels=len(labels), _convert_="all")
-    state = torch.load(run_dir / checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    # weights_only: a run directory may come from a shared registry; never unpickle code.
+    state = load_checkpoint(run_dir / checkpoint)["state_dict"]
     # The training criterion's class weights are in the checkpoint but not needed to predict.
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys:

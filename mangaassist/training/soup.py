@@ -19,13 +19,14 @@ Example:
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from mangaassist.atomic import write_json
+from mangaassist.checkpoint import load_checkpoint
 from mangaassist.errors import UserError
 from mangaassist.inference.bundle import file_sha256
 from mangaassist.training.run_dir import require_run_files
@@ -122,7 +123,7 @@ def soup_runs(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
     _check_ingredients(runs)
     states = []
     for run_dir in runs:
-        ckpt = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint(run_dir / CHECKPOINT)
         states.append(ckpt.get("state_dict", ckpt))
     state = average_state_dicts(states)
     for key in state:
@@ -148,6 +149,6 @@ def soup_runs(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
         ],
         "temperature": "reset to 1.0; calibrate the soup on its own validation split",
     }
-    (tmp / SOUP_FILE).write_text(json.dumps(manifest, indent=1))
+    write_json(tmp / SOUP_FILE, manifest)
     tmp.rename(out)
     return out

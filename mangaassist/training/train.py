@@ -5,7 +5,6 @@ Tests and ``sweep.py`` call this function directly; ``train.py`` is a thin Hydra
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -13,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mangaassist.atomic import write_json
 from mangaassist.errors import UserError
 from mangaassist.training.lines import figures
 
@@ -144,6 +144,6 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
             metrics[key] = float(value)
         print(f"[TEST] {figures(metrics, 'test')}", flush=True)
     if trainer.is_global_zero:
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
+        write_json(run_dir / "metrics.json", metrics, sort_keys=True)
         print(f"[RUN] dir={run_dir} train_minutes={minutes:.2f}", flush=True)
     return metrics

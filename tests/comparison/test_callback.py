@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_failed_job_is_recorded_and_the_table_written(make_run, tmp_path, capsys):
     sweep = tmp_path / "sweep"
     make_run("sweep/0", loss="ce", summary={"test/rare_recall": 0.7})
-    cb = WriteTable(table="ablation", out=str(tmp_path / "out"))
+    cb = WriteTable(table="ablation", out="out")
     cb.on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
     ret = JobReturn(overrides=["loss=focal"], status=JobStatus.FAILED)
     ret.return_value = UserError("no such file")
@@ -36,7 +36,8 @@ def test_failed_job_is_recorded_and_the_table_written(make_run, tmp_path, capsys
     cb.on_multirun_end(OmegaConf.create({}))
     out = capsys.readouterr().out
     assert "[ABLATION] loss=ce n=1" in out and "reason='no such file'" in out
-    assert "no such file" in (tmp_path / "out" / "ablation.md").read_text()
+    assert "no such file" in (sweep / "out" / "ablation.md").read_text()
+    assert f"publish it with: mangaassist compare ablation {sweep} --out experiments/" in out
     cb._at_exit()  # already written: nothing twice
     assert capsys.readouterr().out == ""
 
@@ -57,7 +58,16 @@ def test_experiment_configs_sweep_and_register_the_table(name, table, swept):
     assert swept in cfg.hydra.sweeper.params
     tables = {c.table: c for c in cfg.hydra.callbacks.values()}
     assert tables[table]._target_ == "mangaassist.comparison.callback.WriteTable"
+    # A rerun must not overwrite the committed table: every table stays in the sweep folder.
+    for cb in cfg.hydra.callbacks.values():
+        assert cb.get("out") is None, f"{name}: WriteTable out={cb.out} writes outside the sweep"
     assert (ROOT / "conf" / "experiment" / f"{name}.yaml").read_text().count("python train.py") >= 1
+
+
+@pytest.mark.parametrize("out", ["/abs/experiments/x", "../../experiments/ablation_mangaassist"])
+def test_table_cannot_be_written_outside_the_sweep_folder(out):
+    with pytest.raises(UserError, match="inside the sweep folder"):
+        WriteTable(table="ablation", out=out)
 
 
 def test_multirun_carries_on_past_a_failed_job(tmp_path):
@@ -74,11 +84,10 @@ def test_multirun_carries_on_past_a_failed_job(tmp_path):
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         "+hydra.callbacks.t._target_=mangaassist.comparison.callback.WriteTable",
         "+hydra.callbacks.t.table=compare",
-        f"+hydra.callbacks.t.out={tmp_path / 'out'}",
     ]
     env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 1, proc.stderr[-2000:]  # Hydra reports the failed job at the end
     assert "[RUN] dir=" in proc.stdout  # the second job ran after the first failed
-    md = (tmp_path / "out" / "comparison.md").read_text()
+    md = (tmp_path / "sweep" / "compare" / "comparison.md").read_text()
     assert "| smoke | files |" in md and "missing.jsonl: no such file" in md

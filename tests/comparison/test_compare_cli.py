@@ -85,3 +85,15 @@ def test_benchmark_rows_beside_published(make_run, tmp_path):
     assert recall["published"] == 52.3 and "Larson" in recall["source"]
     assert by[("clinc150_full", "in-scope accuracy, accepted")]["n"] == 0  # not in these runs
     assert rows[0]["data"] == "banking77"  # published order first
+
+
+def test_missing_default_settings_fail_loudly(tmp_path, monkeypatch):
+    """Outside a checkout (no conf/), silent built-in defaults would rank by other rules."""
+    import mangaassist.comparison.settings as cs
+
+    monkeypatch.setattr(cs, "DEFAULT_YAML", tmp_path / "nowhere.yaml")
+    monkeypatch.setattr(cs, "PUBLISHED_YAML", tmp_path / "gone.yaml")
+    with pytest.raises(UserError, match=r"nowhere[.]yaml: settings file not found"):
+        load_settings()
+    with pytest.raises(UserError, match=r"gone[.]yaml: settings file not found"):
+        load_published()

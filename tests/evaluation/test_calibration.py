@@ -115,7 +115,7 @@ def test_temperature_is_written_into_the_checkpoint(tmp_path):
     path = tmp_path / "best.ckpt"
     torch.save({"state_dict": {"temperature": torch.tensor(1.0), "w": torch.ones(2)}}, path)
     write_checkpoint_temperature(path, 1.75)
-    state = torch.load(path, weights_only=False)["state_dict"]
+    state = torch.load(path, weights_only=True)["state_dict"]
     assert float(state["temperature"]) == pytest.approx(1.75)
     torch.save({"state_dict": {"w": torch.ones(2)}}, path)
     with pytest.raises(UserError, match="no 'temperature' buffer"):

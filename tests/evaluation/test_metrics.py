@@ -95,3 +95,12 @@ def test_mismatched_shapes_are_rejected():
         classification_metrics(np.array([0, 1]), np.array([0]), LABELS)
     with pytest.raises(ValueError, match="no examples"):
         classification_metrics(np.array([], int), np.array([], int), LABELS)
+
+
+def test_per_tag_macro_f1_averages_over_the_classes_in_the_slice_truth():
+    # Slice "r": truth [a, a, b], predicted [a, c, b]. F1 a = 2/3, b = 1; c has no true example
+    # in the slice (F1 0) and is left out: (2/3 + 1) / 2, not (2/3 + 1 + 0) / 3.
+    rows = per_tag_metrics(
+        np.array([0, 0, 1]), np.array([0, 2, 1]), [["r"], ["r"], ["r"]], ["a", "b", "c"]
+    )
+    assert rows[0]["macro_f1"] == pytest.approx((2 / 3 + 1) / 2, abs=1e-6)

@@ -46,3 +46,11 @@ def test_unknown_or_bad_keys_are_named():
 def test_missing_settings_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="not found"):
         load_gate_settings(tmp_path / "nope.yaml")
+
+
+def test_missing_default_eval_settings_fail_loudly(tmp_path, monkeypatch):
+    import mangaassist.evaluation.settings as es
+
+    monkeypatch.setattr(es, "EVAL_YAML", tmp_path / "nowhere.yaml")
+    with pytest.raises(UserError, match=r"nowhere[.]yaml: settings file not found"):
+        es.load_eval_settings()

@@ -18,6 +18,8 @@ def test_missing_weights_fail_fast_with_instructions(tmp_path, monkeypatch):
     assert time.perf_counter() - start < 10  # no hang waiting for a hub that isn't there
     msg = str(err.value)
     assert "distilbert-base-uncased" in msg and "name_or_path" in msg and "huggingface-cli" in msg
+    # The override it suggests must be a real key: model.allow_download (conf/model/*.yaml).
+    assert "model.allow_download=true" in msg and "model.backbone." not in msg
 
 
 def test_missing_local_folder_names_it(tmp_path):

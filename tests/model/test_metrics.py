@@ -49,3 +49,10 @@ def test_rare_classes_below_share():
     # The production mix (per mille): checkout_help 4.1% and escalation 3.0% are rare.
     assert rare_class_indices([221, 152, 180, 80, 121, 70, 50, 41, 30, 55], below=0.05) == [7, 8]
     assert rare_class_indices([10, 10], below=0.05) == []
+
+
+def test_rare_recall_leaves_out_a_rare_class_absent_from_the_set():
+    """Same rule as evaluation and the gate: an absent class's recall is undefined, not 0."""
+    m = ClassificationMetrics(3, rare=[1, 2])
+    m.update(torch.tensor([[4.0, 0, 0], [0, 4.0, 0]]), torch.tensor([0, 1]))  # no class-2 example
+    assert float(m.compute()["rare_recall"]) == 1.0

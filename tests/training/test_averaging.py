@@ -16,7 +16,7 @@ def test_checkpoint_holds_the_average_and_test_scores_it(tiny_cfg):
     cfg = tiny_cfg(*EMA, "trainer.max_epochs=2", "trainer.limit_train_batches=4")
     dm, model, trainer = build(cfg)
     trainer.fit(model, datamodule=dm)
-    ckpt = torch.load(trainer.checkpoint_callback.best_model_path, weights_only=False)
+    ckpt = torch.load(trainer.checkpoint_callback.best_model_path, weights_only=True)
     averaged, raw = ckpt["state_dict"]["head.weight"], ckpt["current_model_state"]["head.weight"]
     assert not torch.allclose(averaged, raw)  # 8 steps at lr 1e-3: the average lags behind
     # Lightning's own EMA callback would reload the raw weights when test restores "best".
@@ -29,7 +29,7 @@ def test_served_model_is_the_average(tiny_cfg):
     train(cfg)
     run = load_run(cfg.paths.output_dir)
     ckpt = Path(cfg.paths.output_dir) / "checkpoints/best.ckpt"
-    averaged = torch.load(ckpt, weights_only=False)["state_dict"]["head.weight"]
+    averaged = torch.load(ckpt, weights_only=True)["state_dict"]["head.weight"]
     assert torch.equal(run.model.head.weight, averaged)
 
 

@@ -88,7 +88,7 @@ def test_load_run_reproduces_the_trained_model(tiny_cfg, head):
     assert run.labels == sorted(INTENTS) and run.max_length == 32  # data=files: sorted labels
     logits = run.predict_logits(["where is my order", "hi there"])
     assert logits.shape == (2, 10)
-    ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints/best.ckpt", weights_only=False)
+    ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints/best.ckpt", weights_only=True)
     head = ckpt["state_dict"]["head.weight"]
     assert torch.equal(run.model.head.weight, head)
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from mangaassist.atomic import write_text
 from mangaassist.data.generator import compose
 from mangaassist.data.generator.phrasings import (
     BANKS,
@@ -646,14 +647,13 @@ def write_corpus(out_dir: Path, n: int = 55_000, seed: int = 0, label_noise: flo
     write_examples(corpus.examples, path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     injected = {"seed": seed, "n": n, **corpus.injected}
-    (out_dir / "injected.json").write_text(
-        json.dumps(injected, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    write_text(out_dir / "injected.json", json.dumps(injected, indent=1, ensure_ascii=False) + "\n")
     report = generation_report(corpus, seed=seed, n=n)
     report["sha256"] = digest
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
-    (out_dir / "generation_report.json").write_text(
-        json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    # Written last: its sha256 is what a reuse of the cached corpus is checked against.
+    write_text(
+        out_dir / "generation_report.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n"
     )
     print(
         f"[GENERATE] n={n} seed={seed} production={report['production']} "
