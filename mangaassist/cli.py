@@ -21,6 +21,8 @@ STAGE_CLIS = (
     "mangaassist.comparison.cli",
     "mangaassist.export.cli",
     "mangaassist.serve.cli",
+    "mangaassist.monitor.cli",
+    "mangaassist.monitor.al_cli",
 )
 
 
