@@ -28,6 +28,7 @@ LATENCY_BUCKETS = (
     5.0,
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128)
+ROLLING = 1000  # messages behind the rolling gauges (low-confidence rate, intent mix)
 
 
 class ServeMetrics:
@@ -113,5 +114,16 @@ class ServeMetrics:
         )
         self.switches = Counter(
             "mangaassist_model_switches", "Blue/green deploys and rollbacks", ["event"], registry=r
+        )
+        self.rolling_low_confidence = Gauge(
+            "mangaassist_rolling_low_confidence_rate",
+            f"Share of the last {ROLLING} messages below their intent's threshold",
+            registry=r,
+        )
+        self.rolling_intent = Gauge(
+            "mangaassist_rolling_intent_share",
+            f"Share of each predicted intent over the last {ROLLING} messages",
+            ["intent"],
+            registry=r,
         )
         self.model = Info("mangaassist_model", "The model answering", registry=r)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mangaassist.inference import Bundle, Predictor, open_bundle
 from mangaassist.serve.batcher import BatchStats, MicroBatcher, Overloaded
-from mangaassist.serve.metrics import ServeMetrics
+from mangaassist.serve.metrics import ROLLING, ServeMetrics
 from mangaassist.serve.predlog import PredictionLogWriter
 from mangaassist.serve.schemas import ApiError
 from mangaassist.serve.settings import ServeSettings
@@ -109,6 +109,8 @@ class Runtime:
         self.admin_lock = asyncio.Lock()
         self.watch: asyncio.Task | None = None  # auto-rollback watch of the last deploy
         self._shadow_tasks: set[asyncio.Task] = set()
+        self._recent: deque = deque(maxlen=ROLLING)  # (intent, low confidence) per message
+        self._since_roll = 0
 
     @classmethod
     def start(cls, bundle_dir: Path, s: ServeSettings, metrics: ServeMetrics) -> Runtime:
@@ -158,6 +160,7 @@ class Runtime:
             raise
         model.outcomes.append((time.perf_counter() - t0) * 1000)
         m = self.metrics
+        self._roll(answers)
         for a in answers:
             m.predictions.labels(a["intent"]).inc()
             m.queue_seconds.observe(a["queue_ms"] / 1000)
@@ -166,6 +169,25 @@ class Runtime:
                 if a["fallback_reason"] == "low_confidence":
                     m.low_confidence.inc()
         return model.version, answers
+
+    def _roll(self, answers: list[dict]) -> None:
+        """Keep the last ROLLING messages' intents and low-confidence flags; every 100
+        messages, refresh the rolling gauges (cheap: one pass over 1,000 small tuples)."""
+        for a in answers:
+            self._recent.append((a["intent"], a["fallback_reason"] == "low_confidence"))
+        self._since_roll += len(answers)
+        if self._since_roll < 100:
+            return
+        self._since_roll = 0
+        n = len(self._recent)
+        counts: dict[str, int] = dict.fromkeys(self.model.bundle.labels, 0)
+        low = 0
+        for intent, is_low in self._recent:
+            counts[intent] = counts.get(intent, 0) + 1
+            low += is_low
+        self.metrics.rolling_low_confidence.set(low / n)
+        for intent, c in counts.items():
+            self.metrics.rolling_intent.labels(intent).set(c / n)
 
     def record_switch(self, event: str, before: str, after: str) -> None:
         """Remember a deploy or rollback (``/v1/model`` lists them) and republish the model."""

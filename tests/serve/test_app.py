@@ -258,6 +258,23 @@ def test_full_queue_sheds_with_503_and_retry_after(tiny_bundle, tmp_path):
     assert "mangaassist_shed_total " in metrics and "mangaassist_shed_total 0.0" not in metrics
 
 
+def test_metrics_carry_the_rolling_low_confidence_rate_and_intent_mix(server):
+    url, _ = server
+    r = post(url, json={"texts": [f"where is my order {i}" for i in range(60)]})
+    post(url, json={"texts": [f"hi {i}" for i in range(60)]})
+    assert r.status_code == 200
+    lines = httpx.get(f"{url}/metrics").text.splitlines()
+    shares = [
+        float(x.split()[-1]) for x in lines if x.startswith("mangaassist_rolling_intent_share{")
+    ]
+    low = [
+        float(x.split()[-1])
+        for x in lines
+        if x.startswith("mangaassist_rolling_low_confidence_rate ")
+    ]
+    assert len(shares) == 10 and abs(sum(shares) - 1) < 1e-6 and 0 <= low[0] <= 1
+
+
 def test_batching_off_runs_one_model_call_per_request(tiny_bundle, tmp_path):
     with running(tiny_bundle, tmp_path, "batching=false", "max_wait_ms=50") as (url, app):
         asyncio.run(_concurrent(url, [f"where is my order {i}" for i in range(24)]))
