@@ -3,8 +3,10 @@
 Runs are grouped by ``model.name`` (mean over seeds). Every model listed in
 ``models.candidates`` appears: one without a finished run is a "not available" row (with the
 failed job's error when the sweep left one). Rule: the cheapest model whose quality metric
-(macro F1) is within ``f1_tolerance_points`` of the best and whose P95 is under the budget.
-Writes ``models.md`` and ``models.csv``.
+(``models.quality_metric``: validation macro F1 of the best epoch, from ``metrics.json``) is
+within ``f1_tolerance_points`` of the best and whose P95 is under the budget. Test accuracy
+and macro F1 are shown beside, never used to choose: a model picked on test figures would
+report a test score biased upward by the choice. Writes ``models.md`` and ``models.csv``.
 """
 
 from __future__ import annotations
@@ -131,13 +133,14 @@ def decide(rows: Sequence[ModelRow], s: ModelSettings) -> tuple[str, str]:
 
 def _cells(r: ModelRow, s: ModelSettings) -> list[str]:
     if r.unavailable:
-        return [r.model, "0", "not available", *[DASH] * 10, _short(r.unavailable)]
+        return [r.model, "0", "not available", *[DASH] * 11, _short(r.unavailable)]
     per_point = "reference" if r.usd_per_point is None and r.monthly_usd is not None else DASH
     if r.usd_per_point is not None:
         per_point = f"{r.usd_per_point:,.0f}"
     return [
         r.model,
         str(r.n),
+        pct(r.quality),
         pct(r.acc),
         pct(r.macro_f1),
         num(r.p50_ms, 1),
@@ -160,9 +163,9 @@ def models_table(
     rows = model_rows(runs, failed, s)
     selected, reason = decide(rows, s)
     headers = [
-        "model", "runs", "acc %", "macro F1 %", "P50 ms", "P95 ms", "runtime", "params (M)",
-        "weights MB", "train peak RSS MB", "instances", "USD/month", "USD/month per extra point",
-        "note",
+        "model", "runs", f"{s.quality_metric} % (ranks)", "test acc %", "test macro F1 %",
+        "P50 ms", "P95 ms", "runtime", "params (M)", "weights MB", "train peak RSS MB",
+        "instances", "USD/month", "USD/month per extra point", "note",
     ]  # fmt: skip
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -180,7 +183,9 @@ def models_table(
         f"instances = max({s.min_instances}, ceil({s.target_rps:g} req/s / capacity)); "
         f"{s.instance_type} at ${s.price_per_hour:g}/hour x {s.hours_per_month:g} h/month. "
         f"Per extra point: extra USD/month per point of {s.quality_metric} over the cheapest "
-        "model (the reference). Peak RSS is the training process's (history.csv).",
+        "model (the reference). Peak RSS is the training process's (history.csv). "
+        f"Ranking: on {s.quality_metric} (validation, the best epoch's); test figures are "
+        "shown beside, never used to choose.",
         "",
         f"**Decision:** selected={selected}: {reason}",
     ]
@@ -193,7 +198,8 @@ def models_table(
             continue
         monthly = DASH if r.monthly_usd is None else f"{r.monthly_usd:.2f}"
         lines.append(
-            f"[MODEL_BENCH] model={r.model} n={r.n} acc={pct(r.acc)} macro_f1={pct(r.macro_f1)} "
+            f"[MODEL_BENCH] model={r.model} n={r.n} quality={pct(r.quality)} "
+            f"acc={pct(r.acc)} macro_f1={pct(r.macro_f1)} "
             f"p50_ms={num(r.p50_ms, 2)} p95_ms={num(r.p95_ms, 2)} "
             f"params_m={DASH if r.params is None else f'{r.params / 1e6:.1f}'} "
             f"weights_mb={num(r.weights_mb, 1)} instances={r.instances or DASH} "

@@ -25,6 +25,8 @@ from mangaassist.errors import UserError
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "comparison"
 DEFAULT_YAML = CONF_DIR / "default.yaml"
 PUBLISHED_YAML = CONF_DIR / "published.yaml"
+# Sets that report a chosen model, so a ranking key from them is refused.
+HELD_OUT_PREFIXES = ("test", "golden")
 
 
 @dataclass
@@ -52,7 +54,7 @@ class ModelSettings:
     capacity_latency: str = "p50_ms"
     utilisation: float = 0.7
     min_instances: int = 2
-    quality_metric: str = "test/macro_f1"
+    quality_metric: str = "val/macro_f1"
     f1_tolerance_points: float = 1.0
     p95_budget_ms: float = 15.0
 
@@ -82,6 +84,12 @@ def settings_from(data: dict | None) -> ComparisonSettings:
         raise UserError(
             "comparison settings: models.utilisation must be in (0, 1], "
             "workers_per_instance >= 1 and target_rps > 0"
+        )
+    if m.quality_metric.split("/")[0] in HELD_OUT_PREFIXES:
+        raise UserError(
+            f"comparison settings: models.quality_metric is '{m.quality_metric}'; rank on "
+            "validation (e.g. val/macro_f1, the best epoch's): choosing on a held-out set "
+            "makes its figures optimistic, so test/ and golden/ figures are only shown"
         )
     return s
 

@@ -282,8 +282,12 @@ class IntentDataModule(L.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def save_splits(self, folder: Path) -> None:
-        """Write the val and test examples used, and the split report (parity, leakage)."""
-        for split in ("val", "test"):
+        """Write the train, val and test examples used, and the split report (parity, leakage).
+
+        The train split is kept so later checks can prove a message was not trained on (the
+        gate set's overlap check, the retrain loop's deduplication).
+        """
+        for split in ("train", "val", "test"):
             name = "val_seen_in_training" if split == "val" and self.refit else split
             write_examples(self.splits[split], Path(folder) / f"{name}.jsonl")
         write_json(Path(folder) / "split_report.json", self.split_report)

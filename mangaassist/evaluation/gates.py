@@ -16,7 +16,11 @@ decision tree:
    be *significantly* lower (McNemar / paired bootstrap, so noise cannot reject), rare recall
    may drop at most a margin, ECE may rise at most a margin;
 4. gain: with ``require_significant_gain``, accuracy or macro F1 must be significantly
-   higher (so noise cannot promote either).
+   higher (so noise cannot promote either). Two tests are two chances to pass, so the gain
+   is judged with a correction for multiple tests (``significance.gain_correction``): Holm-
+   Bonferroni over the two p-values (default), or ``both``, each p below alpha. The ``gain``
+   row of the gate table names the rule and the adjusted p-values. The regression checks of
+   step 3 keep the uncorrected alpha: correcting them would make a drop easier to miss.
 
 Example:
     >>> import numpy as np
@@ -142,7 +146,9 @@ class GateResult:
     status: str  # pass | fail | skip
     figures: str
     significance: str = ""
-    verdict: str = ""  # paired gates: better | worse | tie
+    verdict: str = ""  # paired gates: better | worse | tie, at the uncorrected alpha
+    p_value: float | None = None  # paired gates: two-sided p of the paired test
+    direction: str = ""  # paired gates: higher | lower | equal (the candidate's point figure)
 
     @property
     def failed(self) -> bool:
@@ -379,6 +385,7 @@ def gate_paired(cand: Scores, champ: Scores, metric: str, s: GateSettings) -> Ga
         t = mcnemar(cand.correct, champ.correct)
         significant = t["p_value"] < sig.alpha
         verdict = ("better" if t["b"] > t["c"] else "worse") if significant else "tie"
+        p, direction = t["p_value"], _direction(t["b"] - t["c"])
         text = (
             f"mcnemar({t['method']}) cand_only_right={t['b']} champ_only_right={t['c']} "
             f"p={t['p_value']:.4f}"
@@ -395,12 +402,72 @@ def gate_paired(cand: Scores, champ: Scores, metric: str, s: GateSettings) -> Ga
             sig.alpha,
         )
         verdict = t["verdict"]
+        p, direction = t["p_value"], _direction(t["diff"])
         text = (
             f"paired_bootstrap n={sig.n_boot} ci95=[{100 * t['lo']:+.2f}, "
             f"{100 * t['hi']:+.2f}]pp p={t['p_value']:.4f}"
         )
     status = FAIL if verdict == "worse" else PASS
-    return GateResult(metric, status, figures, f"{text} -> {verdict}", verdict)
+    return GateResult(metric, status, figures, f"{text} -> {verdict}", verdict, float(p), direction)
+
+
+def _direction(diff: float) -> str:
+    return "higher" if diff > 0 else "lower" if diff < 0 else "equal"
+
+
+def holm_adjusted(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the order given.
+
+    The i-th smallest p (from 0) is multiplied by ``m - i`` and kept monotone, so rejecting
+    every adjusted p below alpha holds the family-wise error rate at alpha.
+
+    Example:
+        >>> holm_adjusted([0.03, 0.40])
+        [0.06, 0.4]
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    out = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        out[i] = round(running, 12)  # 2 * 0.03 is 0.06, not 0.060000000000000005
+    return out
+
+
+def gate_gain(paired: Sequence[GateResult], s: GateSettings) -> tuple[GateResult, list[str]]:
+    """Significant gain on accuracy or macro F1, corrected for testing both.
+
+    ``holm``: a metric gains when its Holm-adjusted p is below alpha and the candidate is
+    higher on it. ``both``: every metric's own p is below alpha and the candidate is higher
+    on every one (then all of them gain). Without ``require_significant_gain`` the row is
+    shown but skipped.
+
+    Returns:
+        The ``gain`` row and the names of the metrics with a significant gain.
+    """
+    sig = s.significance
+    ps = [g.p_value if g.p_value is not None else 1.0 for g in paired]
+    if sig.gain_correction == "holm":
+        adjusted = holm_adjusted(ps)
+        gains = [
+            g.name
+            for g, q in zip(paired, adjusted, strict=True)
+            if q < sig.alpha and g.direction == "higher"
+        ]
+        each = ", ".join(
+            f"{g.name} p={p:.4f} adj={q:.4f}" for g, p, q in zip(paired, ps, adjusted, strict=True)
+        )
+        rule = f"holm-bonferroni over {len(paired)} tests, alpha={sig.alpha:g}: {each}"
+    else:  # both: every test significant and in the candidate's favour
+        ok = all(p < sig.alpha and g.direction == "higher" for g, p in zip(paired, ps, strict=True))
+        gains = [g.name for g in paired] if ok else []
+        each = ", ".join(f"{g.name} p={p:.4f}" for g, p in zip(paired, ps, strict=True))
+        rule = f"both must be significant, alpha={sig.alpha:g}: {each}"
+    figures = f"{rule}; gain={','.join(gains) or 'none'}"
+    if not s.require_significant_gain:
+        return GateResult("gain", SKIP, f"{figures} (not required)"), gains
+    return GateResult("gain", PASS if gains else FAIL, figures), gains
 
 
 def gate_rare_recall(cand: Scores, champ: Scores, margin: float) -> GateResult:
@@ -477,14 +544,17 @@ def decide(
         gate_rare_recall(candidate, champion, s.rare_recall_margin),
         gate_ece(candidate, champion, s.ece_margin),
     ]
-    gates = floors + paired + margins
+    gain, gains = gate_gain(paired, s)
+    gates = [*floors, *paired, *margins, gain]
     regressions = [g.name for g in paired + margins if g.failed]
     path.append(f"regressions={','.join(regressions) or 'none'}")
-    gains = [g.name for g in paired if g.verdict == "better"]
+    rule = s.significance.gain_correction
     if not s.require_significant_gain:
         path.append("gain=not_required")
+    elif gains:
+        path.append(f"gain={','.join(gains)}(significant, {rule})")
     else:
-        path.append(f"gain={','.join(gains) + '(significant)' if gains else 'none(within noise)'}")
+        path.append(f"gain=none(within noise, {rule})")
 
     if failed_floors:
         reason = f"absolute floor(s) failed: {', '.join(failed_floors)}"

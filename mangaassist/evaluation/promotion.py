@@ -1,8 +1,21 @@
 """Gather what the gates need: candidate and champion scored on the same examples.
 
-The champion is re-scored on the candidate's comparison set (by default the candidate's
-``data/test.jsonl``) rather than trusted from its own report, because the paired tests need
-both models' predictions on the very same examples. Each model uses its own temperature.
+Both models are scored on one comparison set rather than trusted from their own reports,
+because the paired tests need both models' predictions on the very same examples. Each model
+uses its own temperature. The set is, in order: ``--data``; the ``gate_set`` of the gate
+settings; the registry's fixed gate set, ``<registry root>/gate_set.jsonl``, when present
+(configured once per registry: copy a held-out labelled JSONL there); else the candidate's
+own ``data/test.jsonl``, with a note, since two runs with different splits may each have
+trained on the other's test messages.
+
+Whatever the set, the gate refuses it (a :class:`UserError` naming the counts) when any of
+its messages, by :func:`~mangaassist.data.normalize.dedup_key`, is in either model's training
+data: a model scored on what it trained on looks better than it is. The training texts are
+read from ``data/train.jsonl`` and ``data/val_seen_in_training.jsonl`` (a refit run) of the
+model folder, or of the run a registry version was registered from (training saves its train
+split there and the registry links it). A model without ``data/train.jsonl`` (a run trained
+before the split was kept) cannot be checked; the gate then says so in a ``[GATE]`` note
+(``overlap=unverified``) rather than claiming the set is clean.
 
 The operational evidence is read here too (so that :func:`~mangaassist.evaluation.gates.decide`
 stays pure): the JSON of ``mangaassist loadtest --out`` (:func:`read_load_test`) and of
@@ -24,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from mangaassist.data.normalize import dedup_key
+from mangaassist.data.schema import read_examples
 from mangaassist.errors import UserError
 from mangaassist.evaluation.after_training import golden_applies, golden_path
 from mangaassist.evaluation.artifacts import (
@@ -31,6 +46,7 @@ from mangaassist.evaluation.artifacts import (
     load_model_run,
     read_calibration,
     read_labelled,
+    read_labels,
     run_rare_classes,
 )
 from mangaassist.evaluation.evaluate import Evaluation, evaluate_run
@@ -47,6 +63,9 @@ from mangaassist.evaluation.registry import Registry, file_sha256
 from mangaassist.evaluation.settings import EvalSettings, GateSettings
 
 _VERSION = re.compile(r"^v\d+$")
+GATE_SET_FILE = "gate_set.jsonl"  # the registry's fixed comparison set, under its root
+# Files of a model folder that hold examples it trained on (a refit run trains on its val).
+TRAIN_FILES = ("data/train.jsonl", "data/val_seen_in_training.jsonl")
 LOAD_HOW = "`mangaassist loadtest URL --out load.json` (or with --find-max)"
 SHADOW_HOW = "`mangaassist shadow-report LOG --json shadow.json`"
 
@@ -237,6 +256,102 @@ def scores_of(ev: Evaluation, labels_to: list[str] | None = None) -> Scores:
     )
 
 
+def comparison_set(
+    cand_path: Path, registry: Registry, settings: GateSettings, data: Path | None = None
+) -> tuple[Path, str]:
+    """The set both models are scored on, and where it came from (``--data``, ``gate_set``,
+    ``registry`` or ``candidate_test``), in the order of the module docstring.
+
+    Raises:
+        UserError: ``gates.gate_set`` names a file that does not exist.
+    """
+    if data is not None:
+        return Path(data), "--data"
+    if settings.gate_set:
+        path = Path(settings.gate_set)
+        if not path.is_file():
+            raise UserError(
+                f"gates.gate_set: {path} does not exist; point it at a labelled JSONL held out "
+                f"from every model's training, or set it to null to use {registry.root}/"
+                f"{GATE_SET_FILE}"
+            )
+        return path, "gate_set"
+    fixed = registry.root / GATE_SET_FILE
+    if fixed.is_file():
+        return fixed, "registry"
+    return cand_path / "data" / "test.jsonl", "candidate_test"
+
+
+def _training_files(model: Path, registry: Registry) -> list[Path]:
+    """The files holding ``model``'s training examples: its own, else its source run's.
+
+    A registry version keeps only val/test splits, so its training files are looked for in
+    the run folder it was registered from (``version.json`` ``source``), when still there.
+    """
+    own = [model / f for f in TRAIN_FILES if (model / f).is_file()]
+    if (model / TRAIN_FILES[0]).is_file():
+        return own
+    info = model / "version.json"
+    if info.is_file():
+        try:
+            source = json.loads(info.read_text(encoding="utf-8")).get("source")
+        except (OSError, ValueError):  # an unreadable version.json names no source
+            source = None
+        if source and Path(source).is_dir():
+            found = [Path(source) / f for f in TRAIN_FILES if (Path(source) / f).is_file()]
+            return own + [f for f in found if f.name not in {o.name for o in own}]
+    return own
+
+
+def training_overlap(examples: list, model: Path, registry: Registry) -> tuple[int | None, str]:
+    """How many of ``examples`` (by ``dedup_key``) are in ``model``'s training data.
+
+    Returns:
+        (count, the files read); count None when the model's ``data/train.jsonl`` was found
+        neither in its folder nor in its source run's, so the overlap cannot be known.
+    """
+    files = _training_files(model, registry)
+    train_keys = {dedup_key(e.text) for f in files for e in read_examples(f)}
+    count = sum(dedup_key(e.text) in train_keys for e in examples)
+    if not any(f.name == "train.jsonl" for f in files):
+        # A refit run's val_seen_in_training.jsonl alone still shows an overlap when there is
+        # one; it cannot show there is none.
+        return (count or None), ",".join(map(str, files)) or "no data/train.jsonl"
+    return count, ",".join(map(str, files))
+
+
+def check_no_training_overlap(
+    examples: list, data: Path, models: Mapping[str, Path], registry: Registry, log=print
+) -> None:
+    """Refuse a comparison set that either model trained on; note a model not checkable.
+
+    Raises:
+        UserError: naming, per model, how many of the set's messages it trained on.
+    """
+    found, unverified = [], []
+    for name, path in models.items():
+        count, files = training_overlap(examples, path, registry)
+        if count is None:
+            unverified.append(name)
+        elif count:
+            found.append(f"{count} in {name}'s ({files})")
+    if found:
+        raise UserError(
+            f"{data}: {' and '.join(found)} of its {len(examples)} messages are in the training "
+            "data (same text after normalisation); a model scored on what it trained on looks "
+            "better than it is. Remove them from the set (or gate on a set held out from both, "
+            f"e.g. {registry.root}/{GATE_SET_FILE})"
+        )
+    if unverified:
+        log(
+            f"[GATE] overlap=unverified models={','.join(unverified)} "
+            'note="no data/train.jsonl kept (trained before train splits were saved), so the '
+            'set could not be checked against their training data"'
+        )
+    else:
+        log(f"[GATE] overlap=0 models={','.join(models)} data={data}")
+
+
 def gate_candidate(
     candidate: str,
     registry: Registry,
@@ -253,13 +368,14 @@ def gate_candidate(
     Args:
         candidate: a run directory or a registry version (``v3``).
         registry: where the champion lives.
-        data: the comparison set; default the candidate's ``data/test.jsonl``.
+        data: the comparison set; default the gate set (see :func:`comparison_set`).
         log: where the ``[GATE]`` notes go.
         load_test: the candidate's ``mangaassist loadtest --out`` JSON, if any.
         shadow_report: the candidate's ``mangaassist shadow-report --json`` JSON, if any.
 
     Raises:
-        UserError: a bad candidate, data set or evidence file (read before any model loads).
+        UserError: a bad candidate, data set or evidence file (read before any model loads),
+            or a comparison set that either model trained on (the counts named).
     """
     cand_path, cand_name = resolve_model(candidate, registry)
     # The evidence files first: a typo in a path should not cost two model evaluations.
@@ -276,9 +392,21 @@ def gate_candidate(
             f"champion={shadow.champion_version or '?'} paired={shadow.n_paired} "
             f"gated_as={'/'.join(versions) or 'unregistered (version not checked)'}"
         )
-    data = Path(data) if data else cand_path / "data" / "test.jsonl"
+    data, origin = comparison_set(cand_path, registry, gate_settings, data)
+    if origin == "candidate_test":
+        log(
+            f"[GATE] gate_set=none note=\"scoring on the candidate's own test split; set a fixed "
+            f"gate set (gates.gate_set, or {registry.root / GATE_SET_FILE}) so every candidate "
+            'meets the champion on the same held-out messages"'
+        )
+    champ = registry.champion()
+    models = {cand_name: cand_path}
+    if champ is not None and registry.path(champ).resolve() != cand_path.resolve():
+        models[champ] = registry.path(champ)
+    # Read labels only (no model load) and check the overlap first: a refusal costs nothing.
+    examples = read_labelled(data, read_labels(cand_path), cand_path)
+    check_no_training_overlap(examples, data, models, registry, log)
     cand_run = load_model_run(cand_path)
-    examples = read_labelled(data, cand_run.labels, cand_path)
     rare = run_rare_classes(cand_path)  # one definition of "rare" for both models
     cand_ev = evaluate_run(
         cand_run,
@@ -287,10 +415,9 @@ def gate_candidate(
         calibration=read_calibration(cand_path),
         settings=eval_settings,
     )
-    log(f"[GATE] candidate={cand_name} data={data} n={len(examples)} rare={rare}")
+    log(f"[GATE] candidate={cand_name} data={data} source={origin} n={len(examples)} rare={rare}")
 
     champ_scores, champ_name = None, "champion"
-    champ = registry.champion()
     if champ is not None:
         champ_path = registry.path(champ)
         champ_name = champ
@@ -312,7 +439,11 @@ def gate_candidate(
         )
         champ_scores = scores_of(champ_ev, labels_to=cand_run.labels)
         champ_test = champ_path / "data" / "test.jsonl"
-        if champ_test.is_file() and file_sha256(champ_test) != file_sha256(data):
+        if (
+            origin == "candidate_test"
+            and champ_test.is_file()
+            and file_sha256(champ_test) != file_sha256(data)
+        ):
             log(
                 f'[GATE] note="{champ} was tested on a different split; if it trained on some '
                 f'of these examples the comparison favours it"'

@@ -51,7 +51,13 @@ _COPY = (
     "history.csv",
 )
 _TREES = ("backbone", "tokenizer", "eval")
-_LINK = ("checkpoints/best.ckpt", "data/val.jsonl", "data/test.jsonl")
+_LINK = (
+    "checkpoints/best.ckpt",
+    "data/train.jsonl",
+    "data/val.jsonl",
+    "data/val_seen_in_training.jsonl",
+    "data/test.jsonl",
+)
 
 
 def default_root() -> Path:

@@ -25,7 +25,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from mangaassist.errors import UserError
 
-RUNTIMES = ("onnxruntime", "torch")  # what latency times: the serving runtime or PyTorch eager
+RUNTIMES = ("onnxruntime", "torch")
+# How the gain over the champion is corrected for testing accuracy and macro F1 both; no
+# "none": two uncorrected tests would double the chance that noise promotes a model.
+GAIN_CORRECTIONS = ("holm", "both")  # what latency times: the serving runtime or PyTorch eager
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 EVAL_YAML = CONF_DIR / "evaluation" / "default.yaml"
 GATES_YAML = CONF_DIR / "gates" / "default.yaml"
@@ -115,6 +118,22 @@ class Significance:
     accuracy_test: str = "mcnemar"
     n_boot: int = 1000
     seed: int = 0
+    # Accuracy and macro F1 are two tests of one gain: two chances to pass at alpha each.
+    gain_correction: str = "holm"  # holm (Holm-Bonferroni) | both (each p < alpha)
+
+    def __post_init__(self) -> None:
+        if self.gain_correction not in GAIN_CORRECTIONS:
+            raise UserError(
+                f"gates.significance.gain_correction: {self.gain_correction!r} is not one of "
+                f"{list(GAIN_CORRECTIONS)}"
+            )
+        if self.accuracy_test not in ("mcnemar", "bootstrap"):
+            raise UserError(
+                f"gates.significance.accuracy_test: {self.accuracy_test!r}; use mcnemar or "
+                "bootstrap"
+            )
+        if not 0 < self.alpha < 1:
+            raise UserError(f"gates.significance.alpha: {self.alpha} must be in (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -137,6 +156,8 @@ class GateSettings:
 
     significance: Significance = field(default_factory=Significance)
     require_significant_gain: bool = True
+    # The fixed comparison set (labelled JSONL); None: <registry>/gate_set.jsonl when present.
+    gate_set: str | None = None
     rare_recall_margin: float = 0.02
     ece_margin: float = 0.01
     latency_p95_ms: float = 15.0

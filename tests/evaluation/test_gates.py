@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from mangaassist.errors import UserError
 from mangaassist.evaluation.gates import (
     FAIL,
     PASS,
@@ -152,7 +153,7 @@ def test_decision_tree_paths(champion):
         "floors=pass",
         "champion=v1",
         "regressions=none",
-        "gain=acc,macro_f1(significant)",
+        "gain=acc,macro_f1(significant, holm)",
     ]
 
     _, close = predictions(0.852, y=y, seed=1)
@@ -169,6 +170,71 @@ def test_decision_tree_paths(champion):
     _, lo = predictions(0.79, y=y, seed=1)
     d = decide(scores(y, lo), champion, better, FAST, champion_name="v1")
     assert not d.promote and d.reason.startswith("regression(s) vs v1: acc, macro_f1")
+
+
+def _one_test_just_significant():
+    """Champion and candidate where McNemar gives p = 0.031 on accuracy and macro F1 is noise.
+
+    The candidate fixes 40 of the champion's errors and makes 22 new ones (McNemar chi-square
+    p = 0.031), 4 of them on a small class of 100 examples, which costs macro F1 about what
+    the fixes gain (bootstrap p ~ 0.27). No class is rare, so only acc and macro F1 decide.
+    """
+    n_small = 100
+    y = np.array([0, 1, 2, 3] * ((2000 - n_small) // 4) + [4] * n_small)
+    champ = y.copy()
+    common = np.flatnonzero(y != 4)
+    wrong = np.random.default_rng(0).permutation(common)[:250]
+    champ[wrong] = (y[wrong] + 1) % 4
+    cand = champ.copy()
+    cand[wrong[:40]] = y[wrong[:40]]
+    still_right = [i for i in common if champ[i] == y[i]]
+    broken = [*np.flatnonzero(y == 4)[:4], *still_right[:18]]
+    cand[broken] = (y[broken] + 1) % 4
+    return scores(y, cand, rare=()), scores(y, champ, rare=())
+
+
+def test_one_gain_just_under_alpha_does_not_promote_after_holm():
+    cand, champ = _one_test_just_significant()
+    s = GateSettings(significance=Significance(n_boot=1000))
+    acc, f1 = (gate_paired(cand, champ, m, s) for m in ("acc", "macro_f1"))
+    # Uncorrected, this passed before: accuracy alone was "significantly better".
+    assert 0.025 < acc.p_value < 0.05 and acc.verdict == "better"
+    assert f1.p_value > 0.2 and f1.verdict == "tie"
+    d = decide(cand, champ, None, s, champion_name="v1")
+    assert not d.promote and "no significant gain" in d.reason, format_decision(d)
+    assert d.path[-1] == "gain=none(within noise, holm)"
+    gain = d.gates[-1]
+    assert gain.name == "gain" and gain.status == FAIL
+    # The table line names the rule and the Holm-adjusted p (2 x 0.031 > 0.05).
+    assert gain.figures.startswith(
+        "holm-bonferroni over 2 tests, alpha=0.05: acc p=0.0308 adj=0.0617"
+    )
+    # Requiring both tests is the stricter documented alternative: rejected as well.
+    both = GateSettings(significance=Significance(n_boot=1000, gain_correction="both"))
+    d = decide(cand, champ, None, both)
+    assert not d.promote and d.gates[-1].figures.startswith("both must be significant")
+
+
+def test_holm_still_promotes_a_clear_gain(champion):
+    y = champion.y_true
+    _, hi = predictions(0.91, y=y, seed=1)
+    d = decide(scores(y, hi), champion, None, FAST, champion_name="v1")
+    assert d.promote and d.gates[-1].status == PASS
+    assert d.gates[-1].figures.endswith("gain=acc,macro_f1")
+
+
+def test_holm_adjusted_p_values():
+    from mangaassist.evaluation.gates import holm_adjusted
+
+    # Smallest x2, then kept monotone: the second can never fall below the first.
+    assert holm_adjusted([0.03, 0.40]) == [0.06, 0.40]
+    assert holm_adjusted([0.04, 0.01]) == [0.04, 0.02]
+    assert holm_adjusted([0.6, 0.9]) == [1.0, 1.0]
+
+
+def test_uncorrected_gain_is_not_a_setting():
+    with pytest.raises(UserError, match="gain_correction"):
+        Significance(gain_correction="none")
 
 
 def test_format_decision_lines(champion):
