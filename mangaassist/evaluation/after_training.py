@@ -30,6 +30,7 @@ from mangaassist.evaluation.artifacts import (
 from mangaassist.evaluation.calibration import (
     CALIBRATION_FILE,
     Calibration,
+    at_search_bound,
     calibrate,
     write_checkpoint_temperature,
 )
@@ -123,7 +124,7 @@ def post_train(run_dir: Path, cfg: DictConfig | None = None) -> dict[str, float]
         run.model.temperature.fill_(calib.temperature)  # the loaded model matches the checkpoint
         print(calibration_log(calib), flush=True)
         lo, hi = settings.temperature_bounds
-        if not lo * 1.01 < calib.temperature < hi * 0.99:  # within 1% of a bound
+        if at_search_bound(calib.temperature, (lo, hi)):
             print(
                 f'[CALIBRATION] note="T at the search bound [{lo}, {hi}]: the model is near '
                 'chance, or the bounds are too tight"'

@@ -37,6 +37,7 @@ from mangaassist.inference.policy import CALIBRATION_FILE, Calibration, softmax
 __all__ = [
     "CALIBRATION_FILE",
     "Calibration",
+    "at_search_bound",
     "calibrate",
     "expected_calibration_error",
     "fit_temperature",
@@ -112,6 +113,20 @@ def fit_temperature(
         options={"xatol": 1e-5},
     )
     return float(np.exp(res.x))
+
+
+def at_search_bound(temperature: float, bounds: tuple[float, float]) -> bool:
+    """Whether a fitted T lies within 1% of a :func:`fit_temperature` bound.
+
+    There the search stopped at the wall, not at the NLL minimum: typically a model near chance
+    (its NLL keeps falling as T grows toward a uniform answer) or bounds set too tight.
+
+    Example:
+        >>> at_search_bound(19.9, (0.05, 20.0)), at_search_bound(1.4, (0.05, 20.0))
+        (True, False)
+    """
+    lo, hi = bounds
+    return not lo * 1.01 < temperature < hi * 0.99
 
 
 def calibrate(

@@ -116,6 +116,8 @@ def evaluate_arrays(
         "routing": confusion.routing_cost(cm, labels, s.routing_cost),
         "calibration": {
             "temperature": t,
+            # The search range T was fitted in, so the report can tell a T stuck at a bound.
+            "temperature_bounds": list(s.temperature_bounds),
             "fitted_on": calib.fitted_on,
             "ece_before": cal.expected_calibration_error(before, y_true, s.ece_bins),
             "ece_after": cal.expected_calibration_error(after, y_true, s.ece_bins),

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 DPI = 90
 
@@ -91,6 +92,11 @@ def reliability(before: dict, after: dict, ece_before: float, ece_after: float) 
 
 def confidence_histograms(conf: np.ndarray, correct: np.ndarray) -> str:
     """Histograms of top-1 confidence for correct and for wrong predictions."""
+    return _png(confidence_figure(conf, correct))
+
+
+def confidence_figure(conf: np.ndarray, correct: np.ndarray) -> Figure:
+    """The figure of :func:`confidence_histograms`, log count axis with plain tick labels."""
     fig = Figure(figsize=(6, 3.5))
     ax = fig.subplots()
     bins = np.linspace(0, 1, 21)
@@ -105,8 +111,13 @@ def confidence_histograms(conf: np.ndarray, correct: np.ndarray) -> str:
     ax.set_xlabel("calibrated top-1 confidence")
     ax.set_ylabel("messages")
     ax.set_yscale("log")
+    # Matplotlib's log axis labels minor ticks as 6x10^0 when the counts span under a decade:
+    # ticks at 1, 2, 5 per decade, printed as the counts they are (1, 2, 5, 10, 20, ...).
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.legend()
-    return _png(fig)
+    return fig
 
 
 def risk_coverage(coverage: np.ndarray, risk: np.ndarray, marks: Sequence[tuple] = ()) -> str:

@@ -23,6 +23,10 @@ from mangaassist.model.param_groups import layerwise_param_groups
 
 POOLINGS = ("cls", "mean")
 HEADS = ("linear", "cosine")
+# Lightning's own test pass runs at the trainer's precision (bf16-mixed on the CPU default) and
+# differs from the fp32 evaluation as served (eval/summary.json). One meaning per key: that
+# evaluation owns ``test/...``; this pass logs ``test_lightning/...``.
+LIGHTNING_TEST = "test_lightning"
 
 
 def pool(hidden: Tensor, mask: Tensor, how: str) -> Tensor:
@@ -157,7 +161,7 @@ class IntentClassifier(L.LightningModule):
         self._eval_step(batch, "val", self.val_metrics)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "test", self.test_metrics)
+        self._eval_step(batch, LIGHTNING_TEST, self.test_metrics)
 
     def _log_epoch(self, stage: str, metrics: ClassificationMetrics) -> None:
         out = metrics.compute()
@@ -171,7 +175,7 @@ class IntentClassifier(L.LightningModule):
         self._log_epoch("val", self.val_metrics)
 
     def on_test_epoch_end(self) -> None:
-        self._log_epoch("test", self.test_metrics)
+        self._log_epoch(LIGHTNING_TEST, self.test_metrics)
 
     def configure_optimizers(self) -> dict:
         h = self.hparams

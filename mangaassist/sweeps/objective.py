@@ -135,7 +135,7 @@ class Objective:
         metric: str,
         study_name: str,
     ) -> None:
-        if metric.startswith("test/"):
+        if metric.startswith(("test/", "test_lightning/")):
             raise UserError(
                 f"metric={metric}: a sweep tunes on validation, never on the test split; "
                 "use a val/ metric (e.g. val/macro_f1) and score the test split once at the end"

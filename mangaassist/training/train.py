@@ -83,8 +83,10 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
         callbacks: added to the configured callbacks (e.g. an Optuna pruning callback).
 
     Returns:
-        Flat metrics: best validation figures (``val/...``), test figures (``test/...``) and
-        ``train_minutes``. ``sweep.py`` optimises one of them.
+        Flat metrics: best validation figures (``val/...``), Lightning's test pass at the
+        trainer's precision (``test_lightning/...``; ``test/...`` is the fp32 evaluation as
+        served, which ``post_train`` writes to ``eval/summary.json``) and ``train_minutes``.
+        ``sweep.py`` optimises one of them.
 
     Raises:
         UserError: a config value out of range (checked before any work), bad data.
@@ -96,6 +98,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     import torch
     from hydra.errors import InstantiationException
 
+    from mangaassist.model.module import LIGHTNING_TEST
     from mangaassist.training.callbacks import EpochReport
     from mangaassist.training.run_dir import save_run_files
 
@@ -142,7 +145,12 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
             0
         ].items():
             metrics[key] = float(value)
-        print(f"[TEST] {figures(metrics, 'test')}", flush=True)
+        # Say which pass this is: the served figures come later, on the [EVAL] set=test line.
+        print(
+            f"[TEST] pass=lightning precision={trainer.precision} "
+            f"{figures(metrics, LIGHTNING_TEST)}",
+            flush=True,
+        )
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", metrics, sort_keys=True)
         print(f"[RUN] dir={run_dir} train_minutes={minutes:.2f}", flush=True)

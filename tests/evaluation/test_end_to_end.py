@@ -45,6 +45,21 @@ def trained(tmp_path_factory) -> Path:
     return root / "run"
 
 
+def test_one_meaning_per_test_key(trained):
+    """``test/...`` is the fp32 evaluation as served; Lightning's own pass is named apart."""
+    from mangaassist.comparison.runs import load_run as load_record
+
+    metrics = json.loads((trained / "metrics.json").read_text())
+    summary = json.loads((trained / "eval" / "summary.json").read_text())
+    served = json.loads((trained / "eval" / "test" / "metrics.json").read_text())
+    assert "test_lightning/acc" in metrics and "test/acc" not in metrics
+    assert summary["test/acc"] == pytest.approx(served["acc"])
+    # What compare, ablation and model selection read: the served figure under test/acc.
+    record = load_record(trained)
+    assert record.metric("test/acc") == pytest.approx(served["acc"])
+    assert record.metric("test_lightning/acc") == pytest.approx(metrics["test_lightning/acc"])
+
+
 def test_post_train_calibrates_and_reports(trained):
     summary = json.loads((trained.parent / "summary.json").read_text())
     for key in (

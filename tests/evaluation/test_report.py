@@ -134,3 +134,76 @@ def test_report_without_latency_tags_or_texts(tmp_path):
 def test_logits_must_match_labels():
     with pytest.raises(ValueError, match="do not match"):
         evaluate_arrays(np.zeros((4, 3)), np.zeros(4, int), ["a", "b"])
+
+
+def _banners(html: str) -> list[str]:
+    return re.findall(r'<div class="banner" role="alert">(.*?)</div>', html, re.S)
+
+
+def _fallback_paragraph(html: str) -> str:
+    return html.split(">Fallback routing</h2>")[1].split("</p>")[0]
+
+
+def test_a_good_model_has_no_banner_and_states_its_routed_share(evaluation, tmp_path):
+    html = write_evaluation(evaluation, tmp_path / "out").read_text()
+    assert _banners(html) == []
+    text = _fallback_paragraph(html)
+    assert "Routed " in text and "Nothing was routed" not in text and "–%" not in text
+
+
+def test_nothing_routed_says_so_and_why(tmp_path):
+    """Near-uniform probabilities under a 0.6 threshold: every message goes to fallback."""
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 10, 100)
+    ev = evaluate_arrays(0.01 * rng.normal(size=(100, 10)), y, LABELS)
+    assert ev.metrics["fallback"]["routed_rate"] == 0
+    text = _fallback_paragraph(write_evaluation(ev, tmp_path).read_text())
+    assert "Nothing was routed: all 100 messages went to fallback" in text
+    assert "below its intent&#39;s threshold" in text and "global threshold is 0.60" in text
+    top = ev.probs_after.max()
+    assert f"the highest is {top:.2f}" in text
+    assert "accuracy –%" not in text and "Routed 0.0%" not in text
+
+
+def test_chance_accuracy_gets_a_banner(tmp_path):
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 10, 200)
+    ev = evaluate_arrays(rng.normal(size=(200, 10)), y, LABELS)  # logits ignore the truth
+    banners = _banners(write_evaluation(ev, tmp_path).read_text())
+    assert len(banners) == 1 and "Model at chance" in banners[0]
+    assert "chance, 10.0% for 10 classes" in banners[0]
+    # The banner comes first, before the headline figures.
+    html = (tmp_path / "report.html").read_text()
+    assert html.index('class="banner"') < html.index(">Headline")
+
+
+def test_temperature_at_its_search_bound_gets_a_banner(evaluation, tmp_path):
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 10, 200)
+    z = rng.normal(size=(200, 10))
+    z[np.arange(200), y] += 3.0  # a good model: only the temperature is wrong
+    settings = EvalSettings()
+    lo, hi = settings.temperature_bounds
+    ev = evaluate_arrays(z, y, LABELS, calibration=Calibration(temperature=hi), settings=settings)
+    banners = _banners(write_evaluation(ev, tmp_path).read_text())
+    assert len(banners) == 1 and "Temperature at its search bound" in banners[0]
+    assert f"[{lo:g}, {hi:g}]" in banners[0]
+
+
+def test_confidence_histogram_ticks_read_as_counts():
+    """A log count axis spanning under a decade labels its ticks 1, 2, 5, not 6x10^0."""
+    from mangaassist.evaluation.plots import confidence_figure
+
+    rng = np.random.default_rng(5)
+    conf = rng.uniform(0.3, 0.9, 40)
+    fig = confidence_figure(conf, rng.random(40) < 0.5)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    shown = [
+        t.get_text()
+        for t in ax.yaxis.get_majorticklabels() + ax.yaxis.get_minorticklabels()
+        if t.get_text() and lo <= t.get_position()[1] <= hi
+    ]
+    assert shown and all(re.fullmatch(r"[\d,]+(\.\d+)?", s) for s in shown), shown
+    assert "1" in shown or "2" in shown

@@ -67,7 +67,7 @@ def test_sweep_stores_summarises_and_resumes(tmp_path, toy_file, capsys):
     assert run0 == out / "trials" / "0" and (run0 / "metrics.json").exists()
     assert OmegaConf.load(run0 / "config.yaml").run_name == "gamma_lr_decay-t0"
     # Trials never score the test split: it is for the final run only.
-    assert not [k for k in json.loads((run0 / "metrics.json").read_text()) if "test/" in k]
+    assert not [k for k in json.loads((run0 / "metrics.json").read_text()) if k.startswith("test")]
 
     # The best trial's experiment file composes back into its training config.
     best = study.best_trial
@@ -155,9 +155,10 @@ def test_bad_override_stops_before_any_trial(tmp_path, toy_file, extra, message)
     assert not (out / "study.db").exists()
 
 
-def test_a_test_split_metric_is_refused(tmp_path, toy_file):
+@pytest.mark.parametrize("metric", ["test/macro_f1", "test_lightning/macro_f1"])
+def test_a_test_split_metric_is_refused(tmp_path, toy_file, metric):
     out = tmp_path / "sw"
-    cfg = sweep_cfg(out, base_overrides(toy_file), "n_trials=1", "metric=test/macro_f1")
+    cfg = sweep_cfg(out, base_overrides(toy_file), "n_trials=1", f"metric={metric}")
     with pytest.raises(UserError, match="never on the test split"):
         run_sweep(cfg, CONF)
     assert not (out / "trials").exists()

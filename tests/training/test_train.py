@@ -37,8 +37,16 @@ def test_smoke_run_fills_the_run_directory(tiny_cfg, capsys):
     ):
         assert (run / name).exists(), name
     assert json.loads((run / "metrics.json").read_text()) == pytest.approx(metrics, nan_ok=True)
-    for key in ("test/acc", "test/macro_f1", "test/ece", "val/macro_f1", "train_minutes"):
+    for key in (
+        "test_lightning/acc",
+        "test_lightning/macro_f1",
+        "test_lightning/ece",
+        "val/macro_f1",
+        "train_minutes",
+    ):
         assert key in metrics and np.isfinite(metrics[key]), key
+    # One meaning per key: test/... is the served fp32 evaluation (eval/summary.json) only.
+    assert not [k for k in metrics if k.startswith("test/")]
     assert len((run / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
     out = capsys.readouterr().out
     for tag in (
@@ -53,9 +61,10 @@ def test_smoke_run_fills_the_run_directory(tiny_cfg, capsys):
     # One unit per key: shares in percent on [VAL] and [TEST] alike, ECE and loss as they are.
     test_line = next(line for line in out.splitlines() if line.startswith("[TEST] "))
     test = dict(kv.split("=", 1) for kv in test_line.split()[1:])
-    assert test["acc"] == f"{100 * metrics['test/acc']:.1f}"
-    assert test["macro_f1"] == f"{100 * metrics['test/macro_f1']:.1f}"
-    assert test["ece"] == f"{metrics['test/ece']:.4f}"
+    assert test["pass"] == "lightning" and test["precision"] == str(cfg.trainer.precision)
+    assert test["acc"] == f"{100 * metrics['test_lightning/acc']:.1f}"
+    assert test["macro_f1"] == f"{100 * metrics['test_lightning/macro_f1']:.1f}"
+    assert test["ece"] == f"{metrics['test_lightning/ece']:.4f}"
     val_line = next(line for line in out.splitlines() if line.startswith("[VAL] epoch=2 "))
     val = dict(kv.split("=", 1) for kv in val_line.split()[1:])
     last = list(csv.DictReader((run / "history.csv").open()))[-1]
