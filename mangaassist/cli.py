@@ -18,6 +18,7 @@ STAGE_CLIS = (
     "mangaassist.data.cli",
     "mangaassist.training.cli",
     "mangaassist.evaluation.cli",
+    "mangaassist.release.cli",
     "mangaassist.comparison.cli",
     "mangaassist.export.cli",
     "mangaassist.serve.cli",

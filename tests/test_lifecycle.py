@@ -17,7 +17,7 @@ import asyncio
 import yaml
 
 from mangaassist.cli import main
-from mangaassist.evaluation.registry import Registry
+from mangaassist.release.registry import Registry
 from tests.serve.test_app import running
 from tests.serve.test_switch import TOKEN, _steady
 

@@ -36,8 +36,8 @@ import numpy as np
 
 from mangaassist.data.schema import read_examples
 from mangaassist.evaluation.after_training import GOLDEN
-from mangaassist.evaluation.registry import Registry
 from mangaassist.inference.bundle import MANIFEST, file_sha256
+from mangaassist.release.registry import Registry
 from mangaassist.serve.loadtest import run_load
 from mangaassist.serve.predlog import read_prediction_logs
 

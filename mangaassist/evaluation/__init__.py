@@ -1,4 +1,4 @@
-"""Evaluation stage: metrics, calibration, fallback, latency, reports, gates and the registry.
+"""Evaluation stage: metrics, calibration fitting, fallback costs, latency and reports.
 
 The public API, imported lazily (PEP 562) so that ``mangaassist`` commands which never score
 a model do not pay for importing torch:
@@ -12,11 +12,13 @@ a model do not pay for importing torch:
 - :class:`FallbackPolicy`, :func:`choose_thresholds`: low-confidence and ambiguity routing.
 - :func:`measure_latency`: batch-1 latency of the PyTorch model;
   ``latency.latency_as_served`` times the configured serving runtime (ONNX Runtime by default).
-- :func:`decide`, :class:`Scores`: promotion gates; :func:`select_checkpoint`.
-- :class:`Registry`, :func:`tokenizer_sha256`: versions, champion, history.
+- :func:`select_checkpoint`: the checkpoint criterion.
+
+Gates, the registry, model cards and promotion are the next stage, :mod:`mangaassist.release`;
+the serving policy (temperature, fallback rule, routes) is :mod:`mangaassist.inference`.
 - :func:`rare_classes`, :func:`classification_metrics`.
 
-Commands: ``mangaassist evaluate | gate | registry`` (see :mod:`.cli`).
+Commands: ``mangaassist evaluate | post-train`` (see :mod:`.cli`).
 """
 
 from __future__ import annotations
@@ -36,11 +38,7 @@ _EXPORTS = {
     "FallbackPolicy": "fallback",
     "choose_thresholds": "fallback",
     "measure_latency": "latency",
-    "decide": "gates",
-    "Scores": "gates",
     "select_checkpoint": "selection",
-    "Registry": "registry",
-    "tokenizer_sha256": "registry",
     "rare_classes": "metrics",
     "classification_metrics": "metrics",
 }

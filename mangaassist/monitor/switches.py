@@ -1,6 +1,6 @@
 """Model switches from a registry's ``history.jsonl``, to mark on the dashboard's time axis.
 
-The registry (:mod:`mangaassist.evaluation.registry`) appends one JSON object per event:
+The registry (:mod:`mangaassist.release.registry`) appends one JSON object per event:
 ``{"time": "2026-12-09T14:00:00+00:00", "event": "promote"|"rollback"|"register",
 "version": "v15", "from": "v14", ...}``. Promotions and rollbacks change what answers, so
 they are the switches; registrations change nothing live and are left out. Read here with the

@@ -3,7 +3,7 @@
 Each model gate takes :class:`Scores` (one model's figures on one set plus its per-example
 predictions) and returns a :class:`GateResult`; the operational gates take the evidence read
 from a load test (:class:`LoadTest`) and a shadow report (:class:`ShadowEvidence`). Files are
-read by :mod:`mangaassist.evaluation.promotion`, never here. :func:`decide` walks a small
+read by :mod:`mangaassist.release.promotion`, never here. :func:`decide` walks a small
 decision tree:
 
 1. absolute floors (always): batch-1 P95 under budget; golden-set accuracy, macro F1 and

@@ -17,7 +17,7 @@ split there and the registry links it). A model without ``data/train.jsonl`` (a 
 before the split was kept) cannot be checked; the gate then says so in a ``[GATE]`` note
 (``overlap=unverified``) rather than claiming the set is clean.
 
-The operational evidence is read here too (so that :func:`~mangaassist.evaluation.gates.decide`
+The operational evidence is read here too (so that :func:`~mangaassist.release.gates.decide`
 stays pure): the JSON of ``mangaassist loadtest --out`` (:func:`read_load_test`) and of
 ``mangaassist shadow-report --json`` (:func:`read_shadow_report`). A bad file is a
 :class:`UserError` naming the file and the key. :func:`record_gate` keeps a promoting
@@ -50,7 +50,8 @@ from mangaassist.evaluation.artifacts import (
     run_rare_classes,
 )
 from mangaassist.evaluation.evaluate import Evaluation, evaluate_run
-from mangaassist.evaluation.gates import (
+from mangaassist.evaluation.settings import EvalSettings, GateSettings
+from mangaassist.release.gates import (
     Decision,
     LoadRun,
     LoadTest,
@@ -58,9 +59,8 @@ from mangaassist.evaluation.gates import (
     ShadowEvidence,
     decide,
 )
-from mangaassist.evaluation.model_card import GATE_RECORD, render_model_card
-from mangaassist.evaluation.registry import Registry, file_sha256
-from mangaassist.evaluation.settings import EvalSettings, GateSettings
+from mangaassist.release.model_card import GATE_RECORD, render_model_card
+from mangaassist.release.registry import Registry, file_sha256
 
 _VERSION = re.compile(r"^v\d+$")
 GATE_SET_FILE = "gate_set.jsonl"  # the registry's fixed comparison set, under its root
@@ -145,7 +145,7 @@ def read_load_test(path: str | Path) -> LoadTest:
     """A ``mangaassist loadtest --out`` file: one run, or a ``--find-max`` search.
 
     A find-max file (``max_sustained_rps``, ``steps``) keeps every step: which one the gates
-    judge depends on the gates' own limits (:func:`~mangaassist.evaluation.gates.judged_run`).
+    judge depends on the gates' own limits (:func:`~mangaassist.release.gates.judged_run`).
 
     Raises:
         UserError: a missing file, not JSON, or a missing or ill-typed key (named).

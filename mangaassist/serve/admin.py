@@ -61,7 +61,7 @@ def resolve_target(s: ServeSettings, target: Target) -> Path:
         return resolve_bundle(target.bundle, None)
     if not s.registry:
         raise ApiError(422, "no_registry", "this server has no registry: send a bundle path")
-    from mangaassist.evaluation.registry import Registry
+    from mangaassist.release.registry import Registry
 
     return resolve_bundle(str(Registry(s.registry).path(target.version)), None)
 

@@ -37,7 +37,7 @@ def _export_child(run_dir: Path) -> None:
 def resolve_bundle(target: str | None, registry: str | None) -> Path:
     """The bundle folder to serve for a bundle, a run directory or a registry's champion."""
     if registry is not None:
-        from mangaassist.evaluation.registry import Registry
+        from mangaassist.release.registry import Registry
 
         reg = Registry(registry)
         champion = reg.champion()
@@ -131,7 +131,7 @@ def _admin(url: str, path: str, token_file: str | None, body: dict | None = None
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from mangaassist.evaluation.registry import Registry
+    from mangaassist.release.registry import Registry
 
     reg = Registry(args.registry) if args.registry else None
     target = str(reg.path(args.version)) if reg else args.version
@@ -152,7 +152,7 @@ def _rollback(args: argparse.Namespace) -> int:
     for line in out["lines"]:
         print(line)
     if args.registry:
-        from mangaassist.evaluation.registry import Registry
+        from mangaassist.release.registry import Registry
 
         now = Registry(args.registry).rollback()
         print(f"[REGISTRY] event=rollback version={now} from={out['from']}")

@@ -12,10 +12,10 @@ from mangaassist.data.schema import read_examples
 from mangaassist.errors import UserError
 from mangaassist.evaluation.evaluate import evaluate_run
 from mangaassist.evaluation.latency import time_predict_one
-from mangaassist.evaluation.model_card import render_model_card
 from mangaassist.evaluation.report import write_report
 from mangaassist.evaluation.settings import EvalSettings, LatencySettings, eval_settings_from
 from mangaassist.model.onnx_runtime import ParityError, to_onnx
+from mangaassist.release.model_card import render_model_card
 from mangaassist.training.run_dir import load_run
 from mangaassist.training.train import train
 from tests.conftest import TINY, compose_cfg, write_toy_jsonl

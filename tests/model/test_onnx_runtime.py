@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from mangaassist.data.schema import INTENTS
 from mangaassist.model import onnx_runtime
 from mangaassist.model.backbone import load_tokenizer
 from mangaassist.model.module import IntentClassifier
-from mangaassist.data.schema import INTENTS
 from mangaassist.model.onnx_runtime import ParityError, check_parity, onnx_predictor, to_onnx
 
 TEXTS = [

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from mangaassist.errors import UserError
-from mangaassist.evaluation import promotion
-from mangaassist.evaluation.promotion import GATE_SET_FILE, comparison_set, gate_candidate
-from mangaassist.evaluation.registry import Registry
 from mangaassist.evaluation.settings import EvalSettings, GateSettings
+from mangaassist.release import promotion
+from mangaassist.release.promotion import GATE_SET_FILE, comparison_set, gate_candidate
+from mangaassist.release.registry import Registry
 
 
 def jsonl(*texts: str, label: str = "a") -> str:

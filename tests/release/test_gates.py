@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from mangaassist.errors import UserError
-from mangaassist.evaluation.gates import (
+from mangaassist.evaluation.settings import GateSettings, GoldenFloors, Significance
+from mangaassist.release.gates import (
     FAIL,
     PASS,
     SKIP,
@@ -21,7 +22,6 @@ from mangaassist.evaluation.gates import (
     gate_paired,
     gate_rare_recall,
 )
-from mangaassist.evaluation.settings import GateSettings, GoldenFloors, Significance
 
 C = 5
 FAST = GateSettings(significance=Significance(n_boot=300))
@@ -224,7 +224,7 @@ def test_holm_still_promotes_a_clear_gain(champion):
 
 
 def test_holm_adjusted_p_values():
-    from mangaassist.evaluation.gates import holm_adjusted
+    from mangaassist.release.gates import holm_adjusted
 
     # Smallest x2, then kept monotone: the second can never fall below the first.
     assert holm_adjusted([0.03, 0.40]) == [0.06, 0.40]

@@ -16,8 +16,9 @@ import pytest
 
 from mangaassist.cli import main
 from mangaassist.errors import UserError
-from mangaassist.evaluation import promotion
-from mangaassist.evaluation.gates import (
+from mangaassist.evaluation.settings import GateSettings, Significance, gate_settings_from
+from mangaassist.release import promotion
+from mangaassist.release.gates import (
     FAIL,
     PASS,
     SKIP,
@@ -28,15 +29,14 @@ from mangaassist.evaluation.gates import (
     gate_load_p95,
     gate_shadow,
 )
-from mangaassist.evaluation.model_card import render_model_card
-from mangaassist.evaluation.promotion import (
+from mangaassist.release.model_card import render_model_card
+from mangaassist.release.promotion import (
     candidate_versions,
     read_load_test,
     read_shadow_report,
     record_gate,
 )
-from mangaassist.evaluation.registry import Registry
-from mangaassist.evaluation.settings import GateSettings, Significance, gate_settings_from
+from mangaassist.release.registry import Registry
 
 S = GateSettings(significance=Significance(n_boot=200))
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mangaassist.errors import UserError
-from mangaassist.evaluation.model_card import render_model_card
-from mangaassist.evaluation.registry import Registry, default_root, tokenizer_sha256
+from mangaassist.release.model_card import render_model_card
+from mangaassist.release.registry import Registry, default_root, tokenizer_sha256
 
 
 def fake_run(root: Path, acc: float = 0.9) -> Path:

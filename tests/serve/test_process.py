@@ -173,7 +173,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_flushes_the_log(tiny
 
 
 def test_serve_finds_the_bundle_of_a_run_and_of_a_registry_champion(tiny_run, tmp_path, capsys):
-    from mangaassist.evaluation.registry import Registry
+    from mangaassist.release.registry import Registry
     from mangaassist.serve.cli import resolve_bundle
 
     reg = Registry(tmp_path / "registry")

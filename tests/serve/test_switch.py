@@ -11,9 +11,9 @@ import aiohttp
 import httpx
 import pytest
 
-from mangaassist.evaluation.registry import Registry
 from mangaassist.export.bundle import export_run
 from mangaassist.inference.bundle import MANIFEST, file_sha256
+from mangaassist.release.registry import Registry
 from mangaassist.serve.predlog import read_prediction_logs
 from tests.serve.test_app import running
 
