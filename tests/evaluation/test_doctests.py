@@ -16,9 +16,7 @@ MODULES = [
     "significance",
     "confusion",
     "evaluate",
-    "gates",
     "selection",
-    "registry",
 ]
 
 

@@ -74,12 +74,11 @@ def test_the_registry_gate_set_is_the_default_once_present(tmp_path):
 
 def test_refuses_a_gate_set_either_model_trained_on(tmp_path, no_model_load):
     reg = Registry(tmp_path / "reg")
-    # The champion's run kept its train split; its registry version does not copy it, so the
-    # gate reads it from the run the version was registered from.
+    # The champion's run kept its train split and its registry version links it.
     champ_run = fake_run(tmp_path / "champ", train=("Where is my order??", "hello"))
     reg.register(champ_run)
     reg.promote("v1")
-    assert not (reg.path("v1") / "data" / "train.jsonl").exists()
+    assert (reg.path("v1") / "data" / "train.jsonl").is_file()
     cand = fake_run(tmp_path / "cand", train=("Is vol. 12 in stock?!", "refund please", "hi"))
     (reg.root / GATE_SET_FILE).write_text(
         # Same texts after normalisation: case, punctuation and spacing differ.

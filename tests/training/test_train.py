@@ -105,7 +105,8 @@ def test_load_run_reproduces_the_trained_model(tiny_cfg, head):
 def test_same_seed_same_result(tiny_cfg, tmp_path):
     a = train(tiny_cfg("seed=3"))
     b = train(tiny_cfg("seed=3", f"paths.output_dir={tmp_path / 'again'}"))
-    assert a["test/acc"] == b["test/acc"] and a["val/loss"] == pytest.approx(b["val/loss"])
+    assert a["test_lightning/acc"] == b["test_lightning/acc"]
+    assert a["val/loss"] == pytest.approx(b["val/loss"])
 
 
 def test_cpu_bf16_trains_with_clipping(tiny_cfg):
@@ -219,7 +220,7 @@ def test_ddp_two_cpu_processes(tmp_path, toy_file):
     )
     assert res.returncode == 0, res.stderr[-3000:]
     metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
-    assert "test/acc" in metrics and "val/macro_f1" in metrics
+    assert "test_lightning/acc" in metrics and "val/macro_f1" in metrics
     log = res.stderr + res.stdout
     assert "distributed_backend=gloo" in log and "Starting with 2 processes" in log
 
@@ -242,4 +243,4 @@ def test_refit_trains_on_train_plus_val_and_fits_no_temperature(tiny_cfg, capsys
     # No data/val.jsonl: the evaluation stage must not fit a temperature on training data.
     assert not (run / "data" / "val.jsonl").exists()
     assert (run / "checkpoints" / "best.ckpt").is_file()
-    assert np.isfinite(metrics["test/acc"])
+    assert np.isfinite(metrics["test_lightning/acc"])
