@@ -41,7 +41,7 @@ class ServeSettings:
     batching: bool = True
     fast_path: bool = True
     max_batch_size: int = 32
-    max_wait_ms: float = 1.0
+    max_wait_ms: float = 0.0
     group_padding: float = 1.3
     max_queue: int = 512
     retry_after_s: int = 1
