@@ -28,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,8 +35,8 @@ from typing import Any
 
 import duckdb
 
-from mangaassist.errors import UserError
 from mangaassist.monitor.windows import ANSWERED, iso
+from mangaassist.serve.predlog import read_label_sample
 
 Z95 = 1.959964
 
@@ -55,39 +54,8 @@ def wilson(k: int, n: int, z: float = Z95) -> dict[str, float | int | None]:
 
 
 def read_labels(path: str | Path, known: Sequence[str]) -> dict[tuple[str, int], str]:
-    """A labelled sample: JSON lines ``{"request_id", "item" (optional, 0), "label"}``.
-
-    Raises:
-        UserError: a missing or empty file, or a line (named) that is not a label object, has
-            a label outside ``known``, or labels one message twice differently.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such labels file (JSON lines: request_id, item, label)")
-    known_set, labels = set(known), {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except ValueError as err:
-                raise UserError(f"{where}: not JSON ({err})") from None
-            rid = obj.get("request_id") if isinstance(obj, dict) else None
-            item = obj.get("item", 0) if isinstance(obj, dict) else None
-            if not isinstance(rid, str) or isinstance(item, bool) or not isinstance(item, int):
-                raise UserError(f"{where}: needs a string request_id and an integer item (or none)")
-            label = obj.get("label")
-            if label not in known_set:
-                raise UserError(
-                    f"{where}: label {label!r} is not one of the reference's labels {list(known)}"
-                )
-            if labels.setdefault((rid, item), label) != label:
-                raise UserError(f"{where}: ({rid}, {item}) labelled {labels[(rid, item)]!r} above")
-    if not labels:
-        raise UserError(f"{path}: no labels in the file")
-    return labels
+    """The labelled sample (:func:`mangaassist.serve.predlog.read_label_sample`)."""
+    return read_label_sample(path, known)
 
 
 def register_labels(con: duckdb.DuckDBPyConnection, labels: Mapping[tuple[str, int], str]) -> int:

@@ -55,12 +55,12 @@ def _monitor(args: argparse.Namespace) -> int:
 
 
 def _reference(args: argparse.Namespace) -> int:
-    from mangaassist.monitor.monitor import atomic_write_text
+    from mangaassist.atomic import write_text
     from mangaassist.monitor.reference import build_reference
     from mangaassist.monitor.settings import load_settings
 
     ref = build_reference(args.run, load_settings(args.config))
-    atomic_write_text(args.out, json.dumps(ref, ensure_ascii=False, indent=1) + "\n")
+    write_text(args.out, json.dumps(ref, ensure_ascii=False, indent=1) + "\n")
     print(
         f"[MONITOR_REFERENCE] out={args.out} labels={len(ref['labels'])} "
         f"vocab={len(ref['vocab'])} texts={ref['texts']} len_mean={ref['len_mean']}"

@@ -13,11 +13,8 @@ why it is missing).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -26,6 +23,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from mangaassist.atomic import write_text
 from mangaassist.errors import UserError
 from mangaassist.monitor import accuracy, textdrift
 from mangaassist.monitor.alerts import judge
@@ -202,30 +200,6 @@ def _sampled(
     return {"file": name, "labels": len(sample), "matched": matched}
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write via a temp file in the same folder and ``os.replace``: never a half-written file.
-
-    The file gets mode 0644 (less the umask): a dashboard is for people to open, while
-    ``mkstemp`` alone would leave it readable by its owner only.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o644 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_report(report: dict[str, Any], out: str | Path) -> dict[str, Path]:
     """``out/monitor.json`` and ``out/dashboard.html``, each written atomically."""
     from mangaassist.monitor.dashboard import render_dashboard
@@ -235,6 +209,6 @@ def write_report(report: dict[str, Any], out: str | Path) -> dict[str, Path]:
     t0 = time.perf_counter()
     page = render_dashboard(report)
     report.setdefault("timings", {})["dashboard_s"] = round(time.perf_counter() - t0, 3)
-    atomic_write_text(paths["json"], json.dumps(report, indent=1, ensure_ascii=False) + "\n")
-    atomic_write_text(paths["dashboard"], page)
+    write_text(paths["json"], json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    write_text(paths["dashboard"], page)
     return paths

@@ -47,7 +47,7 @@ from mangaassist.monitor.scenarios import (
     get_scenario,
     intent_rates,
 )
-from mangaassist.serve.predlog import PredictionLogWriter
+from mangaassist.serve.predlog import PredictionLogWriter, prediction_record
 
 DEFAULT_RATE = 600.0
 BATCH = 256  # messages per predictor call: ONNX overhead amortised, padding still per batch
@@ -141,26 +141,18 @@ class _Server:
 
 
 def _record(m: Message, a: dict, version: str, *, url_mode: bool) -> dict:
-    """The serve stage's record (``Runtime.record``) for one answered message."""
-    return {
-        "ts": m.ts.isoformat(),
-        "request_id": m.request_id,
-        "item": 0,
-        "model_version": a.get("model_version", version),
-        "latency_ms": round(a["latency_ms"] if url_mode else m.latency_ms, 3),
-        "queue_ms": None if url_mode else round(m.queue_ms, 3),  # the API does not return it
-        "batch": None if url_mode else 1,
-        "intent": a["intent"],
-        "confidence": round(a["confidence"], 6),
-        "top_k": [[k, round(p, 6)] for k, p in a["top_k"]],
-        "fallback": a["fallback"],
-        "fallback_reason": a["fallback_reason"],
-        "route": a["route"],
-        "tokens": a["tokens"],
-        "text": m.text,
-        "status": 200,
-        "role": "champion",
-    }
+    """The serve stage's record (:func:`~mangaassist.serve.predlog.prediction_record`)."""
+    return prediction_record(
+        m.ts.isoformat(),
+        m.request_id,
+        0,
+        m.text,
+        a,
+        model_version=a.get("model_version", version),
+        latency_ms=a["latency_ms"] if url_mode else m.latency_ms,
+        queue_ms=None if url_mode else m.queue_ms,  # the API does not return it
+        batch=None if url_mode else 1,
+    )
 
 
 class _Sink:

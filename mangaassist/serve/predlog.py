@@ -362,3 +362,78 @@ def _parse(path: Path, lineno: int, raw: bytes, last: bool, stats: LogRead, warn
     stats.problems.append(message)
     warn(message)
     return None
+
+
+def read_label_sample(path: str | Path, known: Iterable[str]) -> dict[tuple[str, int], str]:
+    """A labelled sample of logged traffic: JSON lines ``{"request_id", "item" (0), "label"}``.
+
+    Shadow reports and the monitor join it to the log by (request id, item).
+
+    Raises:
+        UserError: a missing or empty file, or a line (named) that is not a label object, has
+            a label outside ``known``, or labels one message twice differently.
+    """
+    path, known = Path(path), list(known)
+    if not path.is_file():
+        raise UserError(f"{path}: no such labels file (JSON lines: request_id, item, label)")
+    labels: dict[tuple[str, int], str] = {}
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except ValueError as err:
+                raise UserError(f"{where}: not JSON ({err})") from None
+            rid = obj.get("request_id") if isinstance(obj, dict) else None
+            item = obj.get("item", 0) if isinstance(obj, dict) else None
+            if not isinstance(rid, str) or isinstance(item, bool) or not isinstance(item, int):
+                raise UserError(f"{where}: needs a string request_id and an integer item (or none)")
+            label = obj.get("label")
+            if label not in known:
+                raise UserError(f"{where}: unknown label {label!r}: not one of {known}")
+            if labels.setdefault((rid, item), label) != label:
+                raise UserError(f"{where}: ({rid}, {item}) labelled {labels[(rid, item)]!r} above")
+    if not labels:
+        raise UserError(f"{path}: no labels in the file")
+    return labels
+
+
+def prediction_record(
+    ts: str,
+    request_id: str,
+    item: int,
+    text: str,
+    answer: dict,
+    *,
+    model_version: str,
+    latency_ms: float,
+    queue_ms: float | None,
+    batch: int | None,
+    role: str = "champion",
+) -> dict[str, Any]:
+    """One log line's fields for an answered message (``answer`` as the predictor gives it).
+
+    The server and the traffic simulator both build their lines here, so the monitor reads one
+    format. ``queue_ms`` / ``batch`` are None where they are not known (replayed traffic).
+    """
+    return {
+        "ts": ts,
+        "request_id": request_id,
+        "item": item,
+        "model_version": model_version,
+        "latency_ms": round(latency_ms, 3),
+        "queue_ms": None if queue_ms is None else round(queue_ms, 3),
+        "batch": batch,
+        "intent": answer["intent"],
+        "confidence": round(answer["confidence"], 6),
+        "top_k": [[k, round(p, 6)] for k, p in answer["top_k"]],
+        "fallback": answer["fallback"],
+        "fallback_reason": answer["fallback_reason"],
+        "route": answer["route"],
+        "tokens": answer["tokens"],
+        "text": text,
+        "status": 200,
+        "role": role,
+    }

@@ -21,7 +21,7 @@ from pathlib import Path
 from mangaassist.inference import Bundle, Predictor, open_bundle
 from mangaassist.serve.batcher import BatchStats, MicroBatcher, Overloaded
 from mangaassist.serve.metrics import ROLLING, ServeMetrics
-from mangaassist.serve.predlog import PredictionLogWriter
+from mangaassist.serve.predlog import PredictionLogWriter, prediction_record
 from mangaassist.serve.schemas import ApiError
 from mangaassist.serve.settings import ServeSettings
 
@@ -236,25 +236,18 @@ class Runtime:
     ) -> None:
         """Hand one prediction-log record to the writer (never blocks)."""
         self.writer.write(
-            {
-                "ts": ts,
-                "request_id": rid,
-                "item": item,
-                "model_version": version,
-                "latency_ms": round(latency_ms, 3),
-                "queue_ms": round(a["queue_ms"], 3),
-                "batch": a["batch"],
-                "intent": a["intent"],
-                "confidence": round(a["confidence"], 6),
-                "top_k": [[k, round(p, 6)] for k, p in a["top_k"]],
-                "fallback": a["fallback"],
-                "fallback_reason": a["fallback_reason"],
-                "route": a["route"],
-                "tokens": a["tokens"],
-                "text": text,
-                "status": 200,
-                "role": role,
-            }
+            prediction_record(
+                ts,
+                rid,
+                item,
+                text,
+                a,
+                model_version=version,
+                latency_ms=latency_ms,
+                queue_ms=a["queue_ms"],
+                batch=a["batch"],
+                role=role,
+            )
         )
 
     def describe(self) -> dict:

@@ -6,13 +6,12 @@ through :func:`html.escape`: logged text is whatever users typed, ``<script>`` i
 
 from __future__ import annotations
 
-import contextlib
 import html
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from mangaassist.atomic import write_text
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
@@ -261,24 +260,7 @@ def render_shadow_html(report: Mapping[str, Any]) -> str:
     )
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file and ``os.replace``: no half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_shadow_html(report: Mapping[str, Any], path: str | Path) -> Path:
     """Write the self-contained HTML page of a :func:`shadow_report` atomically; return path."""
-    atomic_write_text(path, render_shadow_html(report))
+    write_text(path, render_shadow_html(report))
     return Path(path)

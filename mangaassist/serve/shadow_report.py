@@ -99,35 +99,10 @@ def load_shadow_settings(path: str | Path | None = None) -> ShadowSettings:
 
 
 def read_labels(path: str | Path) -> dict[Key, str]:
-    """A labelled sample: JSON lines with ``request_id``, optional ``item`` (0) and ``label``.
+    """The labelled sample (:func:`~mangaassist.serve.predlog.read_label_sample`), intents only."""
+    from mangaassist.serve.predlog import read_label_sample
 
-    Raises:
-        UserError: a missing or empty file, or a line (named) that is not a valid label object.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such labels file (JSON lines: request_id, item, label)")
-    labels: dict[Key, str] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except ValueError as err:
-                raise UserError(f"{where}: not JSON ({err})") from None
-            key = _key(obj) if isinstance(obj, dict) else None
-            if key is None:
-                raise UserError(f"{where}: needs a string request_id and an integer item (or none)")
-            label = obj.get("label")
-            if label not in INTENTS:
-                raise UserError(f"{where}: unknown label {label!r}; use one of {INTENTS}")
-            if labels.setdefault(key, label) != label:
-                raise UserError(f"{where}: {key} labelled {labels[key]!r} above, {label!r} here")
-    if not labels:
-        raise UserError(f"{path}: no labels in the file")
-    return labels
+    return read_label_sample(path, INTENTS)
 
 
 def _key(rec: Mapping[str, Any]) -> Key | None:
@@ -398,8 +373,9 @@ def format_line(report: Mapping[str, Any]) -> str:
 
 
 def _cli(args: argparse.Namespace) -> int:
+    from mangaassist.atomic import write_text
     from mangaassist.serve.predlog import read_prediction_logs
-    from mangaassist.serve.shadow_html import atomic_write_text, write_shadow_html
+    from mangaassist.serve.shadow_html import write_shadow_html
 
     settings = load_shadow_settings(args.config)
     labels = read_labels(args.labels) if args.labels else None
@@ -420,7 +396,7 @@ def _cli(args: argparse.Namespace) -> int:
     write_shadow_html(report, args.out)
     line = f"[SHADOW] report={args.out}"
     if args.json:
-        atomic_write_text(args.json, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+        write_text(args.json, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
         line += f" json={args.json}"
     print(format_line(report))
     print(line)

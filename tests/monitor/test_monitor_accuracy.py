@@ -103,7 +103,7 @@ def test_few_labels_are_reported_but_not_judged(tmp_path):
 def test_labels_are_checked_against_the_reference(tmp_path):
     bad = tmp_path / "labels.jsonl"
     bad.write_text('{"request_id": "a", "label": "faq"}\n{"request_id": "b", "label": "refund"}\n')
-    with pytest.raises(UserError, match=r"labels.jsonl:2: label 'refund' is not one of"):
+    with pytest.raises(UserError, match=r"labels.jsonl:2: unknown label 'refund': not one of"):
         read_labels(bad, LABELS)
     bad.write_text(
         '{"request_id": "a", "label": "faq"}\n{"request_id": "a", "label": "escalation"}\n'
