@@ -66,6 +66,14 @@ def resolve_target(s: ServeSettings, target: Target) -> Path:
     return resolve_bundle(str(Registry(s.registry).path(target.version)), None)
 
 
+async def _target(request: Request, target: Target) -> Path:
+    """The bundle an admin request names, resolved off the event loop; 422 if it is bad."""
+    try:
+        return await asyncio.to_thread(resolve_target, request.app.state.settings, target)
+    except UserError as err:
+        raise ApiError(422, "bad_target", str(err)) from err
+
+
 def admin_router(token: str | None, env_name: str) -> APIRouter:
     """The admin routes, each checking ``Authorization: Bearer <token>``."""
 
@@ -84,11 +92,7 @@ def admin_router(token: str | None, env_name: str) -> APIRouter:
     async def deploy(target: Target, request: Request) -> dict:
         """Load, check and switch to a model (blue/green); blue keeps serving on a refusal."""
         await authorized(request)
-        try:
-            bundle = await asyncio.to_thread(resolve_target, request.app.state.settings, target)
-        except UserError as err:
-            raise ApiError(422, "bad_target", str(err)) from err
-        return await switch.deploy(request.app.state.runtime, bundle)
+        return await switch.deploy(request.app.state.runtime, await _target(request, target))
 
     @router.post("/rollback")
     async def rollback(request: Request) -> dict:
@@ -103,10 +107,7 @@ def admin_router(token: str | None, env_name: str) -> APIRouter:
     async def shadow_on(target: Target, request: Request) -> dict:
         """Score a candidate on a share of requests, off the critical path."""
         await authorized(request)
-        try:
-            bundle = await asyncio.to_thread(resolve_target, request.app.state.settings, target)
-        except UserError as err:
-            raise ApiError(422, "bad_target", str(err)) from err
+        bundle = await _target(request, target)
         return await switch.set_shadow(request.app.state.runtime, bundle, target.share)
 
     @router.delete("/shadow")

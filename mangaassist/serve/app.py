@@ -71,7 +71,11 @@ def create_app(bundle: str | Path, settings: ServeSettings | None = None) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        runtime = Runtime.start(Path(bundle), settings, metrics)
+        # `mangaassist serve` loads the runtime before binding the port (so a bad bundle is
+        # one error line); other callers (tests, workers) load it here.
+        runtime = getattr(app.state, "runtime", None) or Runtime.start(
+            Path(bundle), settings, metrics
+        )
         app.state.runtime = runtime
         print(runtime.start_line(), flush=True)
         if settings.shadow:

@@ -96,18 +96,21 @@ def _serve(args: argparse.Namespace) -> int:
             "mangaassist.serve.app:app_from_env", factory=True, workers=settings.workers, **common
         )
         return 0
-    from mangaassist.inference import Predictor, open_bundle
     from mangaassist.serve.app import create_app
+    from mangaassist.serve.runtime import Runtime
 
-    # A bad bundle (hashes, tokenizer, corrupt ONNX) is one error line here, before the port
-    # is bound, not a traceback from inside the server's start-up.
-    Predictor.from_bundle(open_bundle(bundle), settings.precision, num_threads=1)
-    server = uvicorn.Server(uvicorn.Config(create_app(bundle, settings), **common))
+    app = create_app(bundle, settings)
+    # Loaded once, before the port is bound: a bad bundle (hashes, tokenizer, corrupt ONNX)
+    # is one error line here, not a traceback from inside the server's start-up.
+    app.state.runtime = Runtime.start(bundle, settings, app.state.metrics)
+    server = uvicorn.Server(uvicorn.Config(app, **common))
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
     # that was there before it: make that one a no-op, so a clean shutdown exits 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     server.run()
+    if not server.started:  # e.g. the port was taken: lifespan never ran to close it
+        app.state.runtime.close()
     return 0 if server.started else 2
 
 

@@ -60,10 +60,9 @@ class LoadedModel:
 
 
 def load_model(
-    bundle_dir: Path, s: ServeSettings, metrics: ServeMetrics, threads: int | None = None
+    bundle: Bundle, s: ServeSettings, metrics: ServeMetrics, threads: int | None = None
 ) -> LoadedModel:
-    """Verify, load and warm up a bundle, then start its batcher."""
-    bundle = open_bundle(bundle_dir)
+    """Load and warm up a verified bundle (:func:`open_bundle`), then start its batcher."""
     predictor = Predictor.from_bundle(bundle, s.precision, threads or s.intra_op_threads)
     for i in range(s.warmup_batches):  # untimed: first calls allocate and pick kernels
         predictor.logits([_WARMUP[j % len(_WARMUP)] for j in range(1 + i * 4)])
@@ -116,7 +115,7 @@ class Runtime:
     def start(cls, bundle_dir: Path, s: ServeSettings, metrics: ServeMetrics) -> Runtime:
         """Load everything; raises UserError (naming the file) for a bad bundle."""
         t0 = time.perf_counter()
-        model = load_model(bundle_dir, s, metrics)
+        model = load_model(open_bundle(bundle_dir), s, metrics)
         writer = PredictionLogWriter(
             s.log_dir,
             privacy=s.log_privacy,

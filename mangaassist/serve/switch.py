@@ -58,7 +58,7 @@ def load_checked(
         )
         lines.append("[DEPLOY] check=manifest ok check=tokenizer ok")
         check = "onnx"
-        model = load_model(bundle_dir, s, rt.metrics, threads)  # session + warm-up batches
+        model = load_model(bundle, s, rt.metrics, threads)  # session + warm-up batches
         lines.append(f"[DEPLOY] check=onnx ok check=warmup ok runtime={model.runtime_name}")
         check = "canary"
         try:
