@@ -190,6 +190,33 @@ def log_line(m: dict, tag: str = "EVAL", name: str = "") -> str:
     return " ".join(parts)
 
 
+def _score_examples(
+    logits: np.ndarray,
+    examples: Sequence,
+    labels: Sequence[str],
+    *,
+    rare: Sequence[str],
+    calibration: cal.Calibration | None,
+    settings: EvalSettings,
+    latency: dict | None,
+) -> Evaluation:
+    """:func:`evaluate_arrays` on a labelled file's examples (ids, texts and tags kept)."""
+    index = {label: i for i, label in enumerate(labels)}
+    ev = evaluate_arrays(
+        logits,
+        np.array([index[ex.label] for ex in examples]),
+        labels,
+        texts=[ex.text for ex in examples],
+        tags=[ex.tags for ex in examples],
+        rare=rare,
+        calibration=calibration,
+        settings=settings,
+        latency=latency,
+    )
+    ev.ids = [ex.id for ex in examples]
+    return ev
+
+
 def evaluate_run(
     run,  # mangaassist.training.run_dir.LoadedRun (or anything with the same attributes)
     examples: Sequence,
@@ -210,27 +237,20 @@ def evaluate_run(
     s = settings or EvalSettings()
     if not examples:
         raise UserError("no examples to evaluate")
-    index = {label: i for i, label in enumerate(run.labels)}
     texts = [ex.text for ex in examples]
-    y_true = np.array([index[ex.label] for ex in examples])
-    logits = run.predict_logits(texts)
     latency = None
     if time_it:  # on the serving runtime (latency.runtime), batch 1
         t = calibration.temperature if calibration else 1.0
         latency = latency_as_served(run, texts, s.latency, temperature=t)
-    ev = evaluate_arrays(
-        logits,
-        y_true,
+    return _score_examples(
+        run.predict_logits(texts),
+        examples,
         run.labels,
-        texts=texts,
-        tags=[ex.tags for ex in examples],
         rare=rare,
         calibration=calibration,
         settings=s,
         latency=latency,
     )
-    ev.ids = [ex.id for ex in examples]
-    return ev
 
 
 def evaluate_bundle(
@@ -251,7 +271,6 @@ def evaluate_bundle(
     s = settings or EvalSettings()
     if not examples:
         raise UserError("no examples to evaluate")
-    index = {label: i for i, label in enumerate(predictor.labels)}
     texts = [ex.text for ex in examples]
     latency = None
     if time_it:
@@ -261,19 +280,15 @@ def evaluate_bundle(
             **time_predict_one(predictor.predict_one, texts, **timing),
         }
         latency["num_threads"] = predictor.num_threads
-    ev = evaluate_arrays(
+    return _score_examples(
         predictor.logits(texts),
-        np.array([index[ex.label] for ex in examples]),
+        examples,
         predictor.labels,
-        texts=texts,
-        tags=[ex.tags for ex in examples],
         rare=rare,
         calibration=predictor.calibration,
         settings=s,
         latency=latency,
     )
-    ev.ids = [ex.id for ex in examples]
-    return ev
 
 
 def write_evaluation(
