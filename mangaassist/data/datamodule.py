@@ -198,6 +198,9 @@ class IntentDataModule(L.LightningDataModule):
                 "add examples or drop the label from data.labels"
             )
         self._encoded: dict[str, dict] = {}
+        # (N_train, C) teacher logits aligned to the encoded train split, for distillation;
+        # None: batches carry no teacher_logits (see set_teacher_logits).
+        self.teacher_logits: torch.Tensor | None = None
 
     @staticmethod
     def _split(
@@ -225,16 +228,37 @@ class IntentDataModule(L.LightningDataModule):
             # Test files may hold labels outside the model's (CLINC150's out-of-scope): they
             # are scored after training from the saved test file, not in the test loop.
             examples = [e for e in examples if e.label in index]
-            enc = self.tokenizer(
-                [normalize_text(e.text) for e in examples],
-                truncation=True,
-                max_length=self.max_length,
-            )
+            texts = [normalize_text(e.text) for e in examples]
+            enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
             self._encoded[stage] = {
                 "input_ids": enc["input_ids"],
                 "labels": [index[e.label] for e in examples],
+                "texts": texts,  # normalised; what a teacher's logits are keyed by
             }
         return self._encoded[stage]
+
+    def train_texts(self) -> list[str]:
+        """The normalised training messages, in the order batch indices refer to them."""
+        return list(self._encode("train")["texts"])
+
+    def set_teacher_logits(self, logits: torch.Tensor) -> None:
+        """Attach a teacher's logits, row ``i`` for :meth:`train_texts` ``[i]``.
+
+        Each training batch then carries ``teacher_logits`` (B, C), looked up by the
+        examples' indices, so the teacher never runs during training.
+
+        Args:
+            logits: (N_train, C) raw teacher logits, C = ``len(self.labels)``.
+
+        Raises:
+            ValueError: the shape does not match the training split and the labels.
+        """
+        want = (len(self._encode("train")["labels"]), len(self.labels))
+        if tuple(logits.shape) != want:
+            raise ValueError(
+                f"teacher logits have shape {tuple(logits.shape)}; the training split needs {want}"
+            )
+        self.teacher_logits = logits.detach().float().cpu()
 
     def setup(self, stage: str | None = None) -> None:
         for split in ("train", "val", "test"):
@@ -250,7 +274,10 @@ class IntentDataModule(L.LightningDataModule):
             ids[row, : len(s)] = torch.tensor(s)
             mask[row, : len(s)] = 1
         labels = torch.tensor([enc["labels"][i] for i in items])
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        if stage == "train" and self.teacher_logits is not None:
+            batch["teacher_logits"] = self.teacher_logits[items]  # (B, C), by example index
+        return batch
 
     def _loader(self, stage: str, shuffle: bool) -> DataLoader:
         enc = self._encode(stage)

@@ -30,6 +30,7 @@ from transformers import (
 )
 
 from mangaassist.errors import UserError
+from mangaassist.model.students import KeepLayers, make_student, tiny_source_layers
 
 # model_type and the tiny shape of each family; DistilBERT names its sizes differently.
 _TINY: dict[str, dict] = {
@@ -100,6 +101,8 @@ def load_backbone(
     name_or_path: str | None = None,
     init: str = "pretrained",
     allow_download: bool = False,
+    keep_layers: KeepLayers | None = None,
+    num_layers: int | None = None,
 ) -> PreTrainedModel:
     """Build an encoder (its tokenizer comes from :func:`load_tokenizer` with the same args).
 
@@ -109,6 +112,10 @@ def load_backbone(
         name_or_path: folder or hub id; None is the packaged all-MiniLM-L6-v2.
         init: ``pretrained``, ``config`` or ``tiny`` (see the module docstring).
         allow_download: let ``transformers`` reach the hub for a missing model.
+        keep_layers: None for the whole encoder; else a layer-reduced student
+            (:mod:`mangaassist.model.students`): the source block indices to keep, or a rule
+            (``bottom``, ``top``, ``alternate``, ``spread``) sized by ``num_layers``.
+        num_layers: the student's depth (needed with a rule).
 
     Returns:
         The encoder, without its pooler (we pool ourselves, and an unused
@@ -124,6 +131,8 @@ def load_backbone(
             shape = dict(_TINY[family])
             vocab = len(load_tokenizer(None, "tiny"))  # tiny models share the MiniLM WordPiece
             config = AutoConfig.for_model(shape.pop("model_type"), vocab_size=vocab, **shape)
+            if keep_layers is not None:  # a tiny student is cut from a 6-layer tiny model
+                config.num_hidden_layers = tiny_source_layers(keep_layers)
             encoder = AutoModel.from_config(config)
         elif init == "config":
             encoder = AutoModel.from_config(AutoConfig.from_pretrained(path))
@@ -131,6 +140,8 @@ def load_backbone(
             encoder = AutoModel.from_pretrained(path, local_files_only=not allow_download)
     except OSError as err:
         raise _missing_weights(path, err) from err
+    if keep_layers is not None:
+        encoder = make_student(encoder, keep_layers, num_layers, init)
     if getattr(encoder, "pooler", None) is not None:
         encoder.pooler = None
     return encoder

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from mangaassist.model.backbone import load_backbone
+from mangaassist.model.distill import DistillationLoss
 from mangaassist.model.metrics import ClassificationMetrics
 from mangaassist.model.param_groups import layerwise_param_groups
 
@@ -69,6 +70,8 @@ class IntentClassifier(L.LightningModule):
     Args:
         family, name_or_path, init, allow_download: the encoder, as
             :func:`~mangaassist.model.backbone.load_backbone` takes them.
+        keep_layers, num_layers: a layer-reduced student of that encoder (None: all layers);
+            see :mod:`mangaassist.model.students`.
         num_labels: C.
         name: the model's config name (``minilm``, ``distilbert``, ...), kept in the checkpoint.
         max_length: truncation in tokens, kept so serving truncates as training did.
@@ -80,7 +83,9 @@ class IntentClassifier(L.LightningModule):
         layer_decay: ``xi``; layer ``l`` trains at ``lr * xi ** (L - l)``.
         weight_decay: AdamW decay on weight matrices.
         warmup_ratio: share of all optimiser steps spent warming up linearly from 0.
-        criterion: the training loss ``(logits, target) -> scalar`` (built with class weights).
+        criterion: the training loss ``(logits, target) -> scalar`` (built with class weights),
+            or a :class:`~mangaassist.model.distill.DistillationLoss` around it, which reads
+            the teacher's logits from each training batch (``batch["teacher_logits"]``).
         optimizer: ``params -> Optimizer`` (a ``_partial_`` AdamW from config).
         scheduler: ``(optimizer, num_warmup_steps, num_training_steps) -> LRScheduler``.
         rare: indices of the rare classes, for ``rare_recall``.
@@ -107,6 +112,8 @@ class IntentClassifier(L.LightningModule):
         optimizer: Callable | None = None,
         scheduler: Callable | None = None,
         rare: list[int] | None = None,
+        keep_layers: list[int] | str | None = None,
+        num_layers: int | None = None,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -114,7 +121,9 @@ class IntentClassifier(L.LightningModule):
         if head not in HEADS:
             raise ValueError(f"model.head must be one of {HEADS}, got '{head}'")
         self.save_hyperparameters(ignore=["criterion", "optimizer", "scheduler"])
-        self.encoder = load_backbone(family, name_or_path, init, allow_download)
+        self.encoder = load_backbone(
+            family, name_or_path, init, allow_download, keep_layers, num_layers
+        )
         self.encoder.train()  # from_pretrained returns eval mode: dropout would stay off
         hidden = (
             self.encoder.config.hidden_size
@@ -147,8 +156,20 @@ class IntentClassifier(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         logits = self(batch["input_ids"], batch["attention_mask"])
-        loss = self.criterion(logits, batch["labels"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
+        n = len(batch["labels"])
+        if isinstance(self.criterion, DistillationLoss):
+            if "teacher_logits" not in batch:
+                raise RuntimeError(
+                    "distillation needs the teacher's logits in each training batch: "
+                    "call IntentDataModule.set_teacher_logits before fitting"
+                )
+            soft, hard = self.criterion.parts(logits, batch["labels"], batch["teacher_logits"])
+            loss = self.criterion.mix(soft, hard)
+            self.log("train/kd_loss", soft, batch_size=n)  # T^2 * KL, before alpha
+            self.log("train/hard_loss", hard, batch_size=n)
+        else:
+            loss = self.criterion(logits, batch["labels"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
         return loss
 
     def _eval_step(self, batch: dict, stage: str, metrics: ClassificationMetrics) -> None:

@@ -33,6 +33,7 @@ from pydantic import (
 from mangaassist.errors import UserError
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
+STUDENT_RULES = ("bottom", "top", "alternate", "spread")  # = mangaassist.model.students.RULES
 
 
 def _f(**bounds: float) -> Any:
@@ -119,6 +120,14 @@ class Model(_Section):
         128, description="a token count from 2 to 512 (the encoders' position limit)"
     )
     allow_download: StrictBool = Field(False, description="true or false")
+    # Layer-reduced students (mangaassist/model/students.py; its RULES, kept here so this
+    # check runs before transformers is imported).
+    keep_layers: list[Annotated[StrictInt, Field(ge=0)]] | Literal[STUDENT_RULES] | None = Field(  # type: ignore[valid-type]
+        None,
+        description="a list of layer indices such as [0,2,4], one of "
+        f"{', '.join(STUDENT_RULES)}, or null (all layers)",
+    )
+    num_layers: Count | None = Field(None, description="a whole number of layers >= 1, or null")
 
 
 class Loss(_Section):
@@ -156,6 +165,14 @@ class DataModule(_Section):
     refit: StrictBool = Field(False, description="true or false")
 
 
+class Distill(_Section):
+    teacher: str | None = Field(None, description="a run directory, or null (no distillation)")
+    temperature: _f(gt=0.0) = Field(2.0, description="a number > 0 (e.g. 2)")
+    alpha: _f(ge=0.0, le=1.0) = Field(0.5, description="a weight in [0, 1] (e.g. 0.5)")
+    cache: str | None = Field(None, description="a file path, or null (in the run directory)")
+    batch_size: Count = Field(64, description="a whole number >= 1")
+
+
 class EarlyStopping(_Section):
     patience: Annotated[StrictInt, Field(ge=0)] = Field(2, description="a whole number >= 0")
     mode: Literal["min", "max"] = Field("min", description="min or max")
@@ -180,6 +197,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "loss.criterion": Criterion,
     "data": Data,
     "data.module": DataModule,
+    "distill": Distill,
     "callbacks.early_stopping": EarlyStopping,
     "callbacks.checkpoint": Checkpoint,
     "callbacks.weight_averaging": WeightAveraging,

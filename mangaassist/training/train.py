@@ -33,6 +33,9 @@ def build(
     """Instantiate the DataModule, the model and the Trainer from a composed config.
 
     ``extra_callbacks`` join the configured ones (``sweep.py`` adds its pruning callback).
+    With ``distill.teacher`` set, the teacher's logits over the training split are attached
+    to the DataModule (:mod:`mangaassist.training.teacher`) and the configured loss is
+    wrapped in a :class:`~mangaassist.model.distill.DistillationLoss`.
     ``data.module.rare_below: null`` and ``trainer.enable_progress_bar: null`` are resolved
     here and written back into ``cfg``, so the saved ``config.yaml`` holds what was used.
     """
@@ -56,10 +59,25 @@ def build(
         if cfg.trainer.get("enable_progress_bar") is None:  # bars only on a terminal
             cfg.trainer.enable_progress_bar = sys.stdout.isatty()
     weight = class_weights(dm.class_counts) if cfg.loss.class_weights else None
+    criterion = instantiate(cfg.loss.criterion, weight=weight)
+    distill = cfg.get("distill")
+    if distill is not None and distill.get("teacher"):
+        # The teacher runs once here (or its cache is read); batches then carry its logits.
+        from mangaassist.model.distill import DistillationLoss
+        from mangaassist.training.teacher import attach_teacher
+
+        attach_teacher(
+            dm,
+            distill.teacher,
+            distill.get("cache"),
+            cfg.paths.output_dir,
+            distill.get("batch_size", 64),
+        )
+        criterion = DistillationLoss(criterion, distill.temperature, distill.alpha)
     make_model = instantiate(cfg.model, _partial_=True, _convert_="all")
     model: IntentClassifier = make_model(
         num_labels=len(dm.labels),
-        criterion=instantiate(cfg.loss.criterion, weight=weight),
+        criterion=criterion,
         optimizer=instantiate(cfg.optim.optimizer),
         scheduler=instantiate(cfg.optim.scheduler),
         rare=rare_class_indices(dm.class_counts, dm.rare_below),
