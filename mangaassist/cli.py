@@ -24,6 +24,7 @@ STAGE_CLIS = (
     "mangaassist.serve.cli",
     "mangaassist.monitor.cli",
     "mangaassist.monitor.al_cli",
+    "mangaassist.retrain.cli",
 )
 
 

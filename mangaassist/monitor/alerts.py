@@ -13,6 +13,9 @@ Hysteresis, per rule, over that rule's windows in time order:
 * active and the window is clean (``clear_after`` times in a row): **clear**;
 * windows with fewer than ``min_window_n`` messages are not judged at all.
 
+A fired alert of a rule listed in ``roi.rules`` carries a retrain ROI estimate
+(:func:`roi_estimate`): what a retrain would cost against what the drop costs per day.
+
 Example:
     >>> c = parse_condition("kl_div > $kl_retrain", {"kl_retrain": 0.028})
     >>> c.holds({"kl_div": 0.031}), c.holds({"kl_div": None}), c.describe({"kl_div": 0.031})
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mangaassist.errors import UserError
-from mangaassist.monitor.settings import SIGNALS, AlertSettings, Rule
+from mangaassist.monitor.settings import SIGNALS, AlertSettings, RetrainCosts, Rule
 
 _OPS = {
     "<": operator.lt,
@@ -172,3 +175,80 @@ def _availability(rule: Rule, w: Mapping[str, Any], thresholds: Mapping[str, flo
         anys = [parse_condition(t, thresholds).holds(w) for t in rule.any]
         verdicts.append(None if all(v is None for v in anys) else False)
     return verdicts
+
+
+def roi_estimate(
+    window: Mapping[str, Any],
+    costs: RetrainCosts,
+    *,
+    window_seconds: int,
+    baseline_acc: float | None,
+    baseline: str,
+    training_minutes: float,
+    minutes_source: str,
+) -> dict[str, Any]:
+    """What a retrain would cost, against the accuracy the window says was lost.
+
+    cost = labels_needed x price_per_label + training_minutes x instance_price_per_hour / 60;
+    points_lost = 100 x (baseline_acc - live accuracy), at least 0, where the live accuracy is
+    the window's ``sampled_acc``, else its label-free ``est_acc``; misrouted_per_day =
+    points_lost / 100 x the window's messages scaled to a day; loss_per_day = misrouted_per_day
+    x misrouted_message_cost; payback_days = cost / loss_per_day.
+
+    Args:
+        window: the window that fired (``n``, ``sampled_acc``, ``est_acc``).
+        costs: prices (``conf/retrain/default.yaml``, ``cost:``).
+        window_seconds: the window's width, to scale its volume to a day.
+        baseline_acc: the accuracy the model had (its test accuracy), or None when unknown.
+        baseline: where ``baseline_acc`` came from (``test_acc``, ``target``).
+        training_minutes: minutes one training run takes; ``minutes_source`` says whose.
+
+    Returns:
+        Every input and result, JSON-ready; unknown figures are None.
+
+    Example:
+        >>> w = {"n": 14_400, "sampled_acc": 0.855, "est_acc": 0.88}
+        >>> r = roi_estimate(w, RetrainCosts(), window_seconds=86_400, baseline_acc=0.917,
+        ...                  baseline="test_acc", training_minutes=12.0, minutes_source="config")
+        >>> r["cost"], r["points_lost"], r["misrouted_per_day"], r["payback_days"]
+        (50.6, 6.2, 892.8, 1.13)
+    """
+    label_cost = costs.labels_needed * costs.price_per_label
+    training_cost = training_minutes * costs.instance_price_per_hour / 60
+    cost = label_cost + training_cost
+    live, live_name = window.get("sampled_acc"), "sampled_acc"
+    if live is None:
+        live, live_name = window.get("est_acc"), "est_acc"
+    daily = (window.get("n") or 0) * 86_400 / window_seconds
+    points = misrouted = loss = payback = None
+    if live is not None and baseline_acc is not None:
+        points = max(0.0, 100 * (baseline_acc - live))
+        misrouted = points / 100 * daily
+        if costs.misrouted_message_cost is not None:
+            loss = misrouted * costs.misrouted_message_cost
+            payback = cost / loss if loss > 0 else None
+
+    def r(x: float | None, digits: int) -> float | None:
+        return None if x is None else round(x, digits)
+
+    return {
+        "labels_needed": costs.labels_needed,
+        "price_per_label": costs.price_per_label,
+        "label_cost": r(label_cost, 2),
+        "training_minutes": training_minutes,
+        "training_minutes_source": minutes_source,
+        "instance_price_per_hour": costs.instance_price_per_hour,
+        "training_cost": r(training_cost, 2),
+        "cost": r(cost, 2),
+        "currency": costs.currency,
+        "baseline_acc": baseline_acc,
+        "baseline": baseline,
+        "live_acc": live,
+        "live": live_name if live is not None else None,
+        "points_lost": r(points, 2),
+        "daily_volume": r(daily, 1),
+        "misrouted_per_day": r(misrouted, 1),
+        "misrouted_message_cost": costs.misrouted_message_cost,
+        "loss_per_day": r(loss, 2),
+        "payback_days": r(payback, 2),
+    }

@@ -1,10 +1,11 @@
 """``mangaassist monitor`` and ``mangaassist monitor-reference``.
 
 Printed, in time order: one ``[MONITOR_<WINDOW>]`` line per window (the signals in the
-config's ``lines``) and an ``[ALERT]`` line right after the window that fired or cleared it;
-before them ``[MONITOR_LOGS]`` (what was read) and ``[MONITOR_UNAVAILABLE]`` (what cannot be
-computed and why); last, ``[MONITOR] report=... dashboard=...``. Problems with the logs (skipped
-and torn lines, naming the files) go to stderr.
+config's ``lines``) and an ``[ALERT]`` line right after the window that fired or cleared it
+(a ``roi.rules`` alert, the retrain request, ends with ``roi="..."``: its cost against the
+accuracy points lost); before them ``[MONITOR_LOGS]`` (what was read) and
+``[MONITOR_UNAVAILABLE]`` (what cannot be computed and why); last, ``[MONITOR] report=...
+dashboard=...``. Problems with the logs (skipped and torn lines, naming the files) go to stderr.
 """
 
 from __future__ import annotations

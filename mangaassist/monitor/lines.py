@@ -69,7 +69,42 @@ def alert_line(event: Mapping[str, Any]) -> str:
         f'[ALERT] {event["rule"]}=true reason="{event["reason"]}" severity={event["severity"]} '
         f'{where} {model} signals="{" ".join(event["met"])}"'
     )
-    return line + (f' action="{event["triggers"]}"' if event.get("triggers") else "")
+    line += f' action="{event["triggers"]}"' if event.get("triggers") else ""
+    return line + (f' roi="{roi_text(event["roi"])}"' if event.get("roi") else "")
+
+
+def roi_text(roi: Mapping[str, Any]) -> str:
+    """The alert's ROI estimate in one sentence (:func:`~mangaassist.monitor.alerts.roi_estimate`).
+
+    Example:
+        >>> roi = {"cost": 50.6, "labels_needed": 500, "price_per_label": 0.1, "currency": "$",
+        ...        "training_minutes": 12.0, "instance_price_per_hour": 3.0, "points_lost": 6.2,
+        ...        "baseline": "test_acc", "baseline_acc": 0.917, "live": "sampled_acc",
+        ...        "live_acc": 0.855, "misrouted_per_day": 892.8, "daily_volume": 14400.0,
+        ...        "loss_per_day": 44.64, "payback_days": 1.13}
+        >>> roi_text(roi)
+        'cost=$50.60 (500 labels x $0.10 + 12.0 train min x $3.00/h) vs 6.2 points lost \
+(test_acc 91.7 -> sampled_acc 85.5) = 893 misrouted/day of 14,400 = $44.64/day; payback 1.1 days'
+    """
+    cur = roi.get("currency", "$")
+    text = (
+        f"cost={cur}{roi['cost']:,.2f} ({roi['labels_needed']} labels x "
+        f"{cur}{roi['price_per_label']:,.2f} + {roi['training_minutes']:.1f} train min x "
+        f"{cur}{roi['instance_price_per_hour']:,.2f}/h)"
+    )
+    if roi.get("points_lost") is None:
+        why = "no sampled or estimated accuracy" if roi.get("live") is None else "no baseline"
+        return f"{text} vs points lost n/a ({why})"
+    text += (
+        f" vs {roi['points_lost']:.1f} points lost ({roi['baseline']} "
+        f"{100 * roi['baseline_acc']:.1f} -> {roi['live']} {100 * roi['live_acc']:.1f}) = "
+        f"{roi['misrouted_per_day']:,.0f} misrouted/day of {roi['daily_volume']:,.0f}"
+    )
+    if roi.get("loss_per_day") is not None:
+        text += f" = {cur}{roi['loss_per_day']:,.2f}/day"
+        pay = roi.get("payback_days")
+        text += f"; payback {pay:.1f} days" if pay is not None else "; no payback (nothing lost)"
+    return text
 
 
 def logs_line(summary: Mapping[str, Any]) -> str:

@@ -7,8 +7,9 @@ writes ``monitor.json`` and ``dashboard.html`` atomically (temp file + ``os.repl
 The report: ``reference`` (what live traffic is compared with), ``logs`` (files, skipped and
 torn lines), ``labels`` (matched sample), ``windows`` (every window of every width, with all
 its signals, ``intent_counts`` and, with labels, ``per_intent`` recall), ``alerts`` (fire and
-clear events), ``switches`` (registry promotions and rollbacks) and ``unavailable`` (signal ->
-why it is missing).
+clear events; a fired ``roi.rules`` alert carries ``roi``, its retrain ROI estimate),
+``switches`` (registry promotions and rollbacks) and ``unavailable`` (signal -> why it is
+missing).
 """
 
 from __future__ import annotations
@@ -26,11 +27,17 @@ import numpy as np
 from mangaassist.atomic import write_text
 from mangaassist.errors import UserError
 from mangaassist.monitor import accuracy, textdrift
-from mangaassist.monitor.alerts import judge
+from mangaassist.monitor.alerts import judge, roi_estimate
 from mangaassist.monitor.drift import chi_square, kl_divergence
 from mangaassist.monitor.logs import Logs, connect, load_logs
 from mangaassist.monitor.reference import Reference, load_reference
-from mangaassist.monitor.settings import DEFAULT_CONFIG, MonitorSettings, load_settings
+from mangaassist.monitor.settings import (
+    DEFAULT_CONFIG,
+    MonitorSettings,
+    RetrainCosts,
+    load_costs,
+    load_settings,
+)
 from mangaassist.monitor.switches import read_switches
 from mangaassist.monitor.windows import intent_counts, window_rows
 
@@ -90,6 +97,7 @@ def run_monitor(
     clock = {"start": time.perf_counter()}
     con = connect(settings.engine)
     # The cheap inputs first, so a wrong path fails before the long read.
+    costs = load_costs(settings.roi.costs) if settings.roi.rules else None
     ref = load_reference(reference, con, settings, registry)
     switches = read_switches(registry)
     sample = accuracy.read_labels(labels, ref.labels) if labels is not None else None
@@ -118,6 +126,8 @@ def run_monitor(
     clock["labels_s"] = time.perf_counter()
     thresholds = dict(settings.thresholds)
     events = judge(windows, settings.alerts.rules, settings.alerts, thresholds)
+    if costs is not None:
+        _price_alerts(events, windows, ref, settings, costs)
     clock["alerts_s"] = time.perf_counter()
     marks = list(clock.values())
     timings = {
@@ -138,6 +148,72 @@ def run_monitor(
         "switches": switches,
         "timings": timings,  # seconds per phase, for benchmarks
     }
+
+
+def _read_number(path: Path, key: str) -> float | None:
+    """``key`` of a JSON object file when it is a number; None when absent or unreadable."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def roi_context(
+    ref: Reference, thresholds: dict[str, float], costs: RetrainCosts
+) -> dict[str, Any]:
+    """The baseline accuracy and training minutes a retrain estimate uses, and their sources.
+
+    Baseline: the reference run's held-out test accuracy (``eval/test/metrics.json`` ``acc``),
+    else the ``sampled_acc`` threshold (``target``). Minutes: ``cost.training_minutes`` when
+    set, else the reference run's measured ``train_minutes`` (``metrics.json``), else
+    ``cost.unmeasured_training_minutes``.
+    """
+    folder = Path(ref.source) if ref.kind in ("run", "registry") else None
+    baseline_acc, baseline = None, "target"
+    if folder is not None:
+        baseline_acc = _read_number(folder / "eval" / "test" / "metrics.json", "acc")
+        baseline = "test_acc" if baseline_acc is not None else baseline
+    if baseline_acc is None:
+        baseline_acc = thresholds.get("sampled_acc")
+    measured = _read_number(folder / "metrics.json", "train_minutes") if folder else None
+    if costs.training_minutes is not None:
+        minutes, source = float(costs.training_minutes), "config"
+    elif measured is not None:
+        minutes, source = measured, f"measured ({folder.name}/metrics.json)"  # type: ignore[union-attr]
+    else:
+        minutes, source = float(costs.unmeasured_training_minutes), "unmeasured (config default)"
+    return {
+        "baseline_acc": baseline_acc,
+        "baseline": baseline,
+        "training_minutes": minutes,
+        "minutes_source": source,
+    }
+
+
+def _price_alerts(
+    events: list[dict[str, Any]],
+    windows: list[dict[str, Any]],
+    ref: Reference,
+    settings: MonitorSettings,
+    costs: RetrainCosts,
+) -> None:
+    """``roi`` into each fired alert of a ``roi.rules`` rule, from the window that fired it."""
+    fired = [e for e in events if e["event"] == "fire" and e["rule"] in settings.roi.rules]
+    if not fired:
+        return
+    ctx = roi_context(ref, dict(settings.thresholds), costs)
+    by_key = {(w["kind"], w["start"]): w for w in windows}
+    for e in fired:
+        e["roi"] = roi_estimate(
+            by_key[(e["window"], e["start"])],
+            costs,
+            window_seconds=settings.window_seconds[e["window"]],
+            baseline_acc=ctx["baseline_acc"],
+            baseline=ctx["baseline"],
+            training_minutes=ctx["training_minutes"],
+            minutes_source=ctx["minutes_source"],
+        )
 
 
 def _text_signals(

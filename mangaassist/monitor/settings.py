@@ -24,6 +24,11 @@ from mangaassist.errors import UserError
 DEFAULT_CONFIG = (
     Path(mangaassist.__file__).resolve().parents[1] / "conf" / "monitor" / "default.yaml"
 )
+# The retrain stage's settings; its ``cost`` section prices a retrain for the monitor's alert
+# and for ``mangaassist retrain``'s realised cost (one set of prices, read by both).
+RETRAIN_CONFIG = (
+    Path(mangaassist.__file__).resolve().parents[1] / "conf" / "retrain" / "default.yaml"
+)
 
 # Every signal a window carries (monitor.json, lines, rules). Fractions in [0, 1].
 SIGNALS = (
@@ -66,6 +71,36 @@ class AlertSettings:
 
 
 @dataclass
+class RetrainCosts:
+    """What one retrain costs and what a misrouted message costs (``cost:`` of the retrain YAML).
+
+    Prices are in ``currency`` units. ``training_minutes`` None: the last measured figure (the
+    reference run's ``metrics.json`` ``train_minutes``), else ``unmeasured_training_minutes``.
+    ``misrouted_message_cost`` None: the loss is counted in messages only (no payback time).
+    """
+
+    labels_needed: int = 500
+    price_per_label: float = 0.10
+    instance_price_per_hour: float = 3.0
+    training_minutes: float | None = None
+    unmeasured_training_minutes: float = 30.0
+    misrouted_message_cost: float | None = 0.05
+    currency: str = "$"
+
+    def money(self, x: float) -> str:
+        """``$50.60``: an amount as the lines print it."""
+        return f"{self.currency}{x:,.2f}"
+
+
+@dataclass
+class RoiSettings:
+    """Which alerts carry a retrain ROI estimate, and where the prices are."""
+
+    rules: list[str] = field(default_factory=lambda: ["retrain_trigger"])
+    costs: str | None = None  # None: conf/retrain/default.yaml
+
+
+@dataclass
 class EngineSettings:
     """DuckDB's resources: 0 threads = all cores; "" memory_limit = DuckDB's default."""
 
@@ -86,6 +121,7 @@ class MonitorSettings:
     vocab_max_examples: int = 50_000
     thresholds: dict[str, float] = field(default_factory=dict)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    roi: RoiSettings = field(default_factory=RoiSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
 
     @property
@@ -181,3 +217,51 @@ def _check(s: MonitorSettings, file: Path) -> None:
                 parse_condition(text, s.thresholds)
             except UserError as err:
                 raise UserError(f"{where}: {err}") from None
+    unknown = [r for r in s.roi.rules if r not in names]
+    if unknown:
+        raise UserError(f"{file}: roi.rules names no rule {unknown}; the rules are {names}")
+
+
+def load_costs(path: str | Path | None = None) -> RetrainCosts:
+    """The ``cost`` section of the retrain settings: ``conf/retrain/default.yaml``, with
+    ``path``'s ``cost`` keys merged over it.
+
+    Other sections of the file are the retrain command's and are not read here.
+
+    Example:
+        >>> c = load_costs()
+        >>> c.labels_needed, c.money(c.labels_needed * c.price_per_label)
+        (500, '$50.00')
+
+    Raises:
+        UserError: a missing file, an unknown key or a negative price; names the file and key.
+    """
+    file = Path(path) if path is not None else RETRAIN_CONFIG
+    if not file.is_file():
+        raise UserError(f"{file}: no retrain settings file (its cost: section prices a retrain)")
+    keys = ", ".join(f.name for f in fields(RetrainCosts))
+    try:
+        sections = []
+        for f in dict.fromkeys([RETRAIN_CONFIG, file]):
+            raw = OmegaConf.load(f) if f.is_file() else None
+            sections.append((raw.get("cost") if isinstance(raw, DictConfig) else None) or {})
+        merged = OmegaConf.merge(OmegaConf.structured(RetrainCosts), *sections)
+        c: RetrainCosts = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except Exception as err:  # OmegaConf's key/type errors, or YAML that does not parse
+        key = getattr(err, "full_key", None) or "?"
+        msg = str(err).splitlines()[0]
+        raise UserError(f"{file}: bad cost setting {key} ({msg}); the keys are: {keys}") from err
+    check_costs(c, file)
+    return c
+
+
+def check_costs(c: RetrainCosts, file: str | Path) -> None:
+    """Raise a UserError naming ``file`` and the key of a negative count or price."""
+    if c.labels_needed < 0:
+        raise UserError(f"{file}: cost.labels_needed={c.labels_needed} must be >= 0")
+    for key in ("price_per_label", "instance_price_per_hour", "unmeasured_training_minutes"):
+        if getattr(c, key) < 0:
+            raise UserError(f"{file}: cost.{key}={getattr(c, key)} must be >= 0")
+    for key in ("training_minutes", "misrouted_message_cost"):
+        if getattr(c, key) is not None and getattr(c, key) < 0:
+            raise UserError(f"{file}: cost.{key}={getattr(c, key)} must be >= 0 or null")

@@ -3,8 +3,15 @@
 import pytest
 
 from mangaassist.errors import UserError
-from mangaassist.monitor.alerts import judge, parse_condition
-from mangaassist.monitor.settings import AlertSettings, Rule, load_settings
+from mangaassist.monitor.alerts import judge, parse_condition, roi_estimate
+from mangaassist.monitor.lines import alert_line
+from mangaassist.monitor.settings import (
+    AlertSettings,
+    RetrainCosts,
+    Rule,
+    load_costs,
+    load_settings,
+)
 
 TH = {"p95_ms": 15.0, "kl_retrain": 0.028, "chi2_alpha": 0.01, "sampled_acc": 0.9}
 
@@ -96,3 +103,128 @@ def test_settings_name_the_file_and_key(tmp_path):
     bad.write_text("treshold: {}\n")
     with pytest.raises(UserError, match="bad monitor setting"):
         load_settings(bad)
+
+
+# -- the retrain ROI estimate on the alert ------------------------------------------------------
+
+
+def test_roi_estimate_hand_computed():
+    costs = RetrainCosts(
+        labels_needed=400,
+        price_per_label=0.25,
+        instance_price_per_hour=2.4,
+        misrouted_message_cost=0.10,
+    )
+    # A 6-hour window of 3,000 messages is 12,000 a day; sampled accuracy 87.5 against 92.0.
+    window = {"n": 3000, "sampled_acc": 0.875, "est_acc": 0.95}
+    r = roi_estimate(
+        window,
+        costs,
+        window_seconds=6 * 3600,
+        baseline_acc=0.92,
+        baseline="test_acc",
+        training_minutes=45.0,
+        minutes_source="config",
+    )
+    assert r["label_cost"] == 100.0  # 400 x 0.25
+    assert r["training_cost"] == 1.8  # 45 min x 2.40 / 60
+    assert r["cost"] == 101.8
+    assert r["live"] == "sampled_acc" and r["points_lost"] == 4.5  # 92.0 - 87.5
+    assert r["daily_volume"] == 12000.0
+    assert r["misrouted_per_day"] == 540.0  # 4.5% of 12,000
+    assert r["loss_per_day"] == 54.0  # 540 x 0.10
+    assert r["payback_days"] == 1.89  # 101.8 / 54.0 = 1.885...
+    event = {
+        "event": "fire",
+        "rule": "retrain_trigger",
+        "reason": "drift + live accuracy degradation",
+        "severity": "page",
+        "window": "daily",
+        "start": "2026-03-03T00:00:00+00:00",
+        "model": "v1",
+        "met": ["kl_div=0.04>0.028"],
+        "triggers": "mangaassist retrain --labels LABELLED.jsonl",
+        "roi": r,
+    }
+    assert alert_line(event).endswith(
+        'action="mangaassist retrain --labels LABELLED.jsonl" roi="cost=$101.80 (400 labels x '
+        "$0.25 + 45.0 train min x $2.40/h) vs 4.5 points lost (test_acc 92.0 -> sampled_acc "
+        '87.5) = 540 misrouted/day of 12,000 = $54.00/day; payback 1.9 days"'
+    )
+
+
+def test_roi_falls_back_to_the_label_free_estimate_and_says_what_is_unknown():
+    costs = RetrainCosts(misrouted_message_cost=None)
+    r = roi_estimate(
+        {"n": 1000, "sampled_acc": None, "est_acc": 0.80},
+        costs,
+        window_seconds=86_400,
+        baseline_acc=0.90,
+        baseline="target",
+        training_minutes=30.0,
+        minutes_source="unmeasured",
+    )
+    assert r["live"] == "est_acc" and r["points_lost"] == 10.0 and r["misrouted_per_day"] == 100.0
+    assert r["loss_per_day"] is None and r["payback_days"] is None  # no price on a misroute
+    assert r["cost"] == 51.5  # 500 x 0.10 + 30 x 3.00 / 60
+    better = roi_estimate(
+        {"n": 1000, "sampled_acc": 0.95},
+        RetrainCosts(),
+        window_seconds=86_400,
+        baseline_acc=0.90,
+        baseline="target",
+        training_minutes=30.0,
+        minutes_source="x",
+    )
+    assert better["points_lost"] == 0.0 and better["payback_days"] is None  # nothing lost
+    none = roi_estimate(
+        {"n": 1000},
+        RetrainCosts(),
+        window_seconds=86_400,
+        baseline_acc=0.9,
+        baseline="target",
+        training_minutes=30.0,
+        minutes_source="x",
+    )
+    assert none["points_lost"] is None and none["misrouted_per_day"] is None
+
+
+def test_costs_and_roi_rules_are_checked(tmp_path):
+    c = load_costs()
+    assert (c.labels_needed, c.price_per_label, c.training_minutes) == (500, 0.10, None)
+    f = tmp_path / "retrain.yaml"
+    f.write_text("cost: {price_per_label: 0.5}\nout_root: elsewhere\n")
+    assert load_costs(f).price_per_label == 0.5 and load_costs(f).labels_needed == 500
+    f.write_text("cost: {price_per_lable: 0.5}\n")
+    with pytest.raises(UserError, match="bad cost setting"):
+        load_costs(f)
+    f.write_text("cost: {instance_price_per_hour: -1}\n")
+    with pytest.raises(UserError, match=r"cost.instance_price_per_hour=-1.0 must be >= 0"):
+        load_costs(f)
+    bad = tmp_path / "monitor.yaml"
+    bad.write_text("roi: {rules: [retrain_triger]}\n")
+    with pytest.raises(UserError, match=r"roi.rules names no rule \['retrain_triger'\]"):
+        load_settings(bad)
+
+
+def test_roi_context_reads_the_reference_runs_test_accuracy_and_training_time(tmp_path):
+    from mangaassist.monitor.monitor import roi_context
+    from mangaassist.monitor.reference import Reference
+
+    run = tmp_path / "run"
+    (run / "eval" / "test").mkdir(parents=True)
+    (run / "eval" / "test" / "metrics.json").write_text('{"acc": 0.931}')
+    (run / "metrics.json").write_text('{"train_minutes": 41.5}')
+    ref = Reference(str(run), "run", ["a"], {"a": 1}, [])
+    th = {"sampled_acc": 0.9}
+    ctx = roi_context(ref, th, RetrainCosts())
+    assert ctx == {
+        "baseline_acc": 0.931,
+        "baseline": "test_acc",
+        "training_minutes": 41.5,
+        "minutes_source": "measured (run/metrics.json)",
+    }
+    assert roi_context(ref, th, RetrainCosts(training_minutes=12))["training_minutes"] == 12.0
+    bundle = Reference(str(tmp_path / "reference.json"), "bundle", ["a"], {"a": 1}, [])
+    ctx = roi_context(bundle, th, RetrainCosts())
+    assert (ctx["baseline_acc"], ctx["baseline"], ctx["training_minutes"]) == (0.9, "target", 30.0)

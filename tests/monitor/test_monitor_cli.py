@@ -143,6 +143,16 @@ def test_prints_the_runbook_lines_and_imports_no_heavy_library(world):
     behind = r'signals="kl_div=[\d.]+>0.028 chi2_p=[\de.-]+<0.01 sampled_acc=0.6<0.9'
     assert re.search(r"retrain_trigger=true .*" + behind, out)
     assert 'action="mangaassist retrain --labels LABELLED.jsonl"' in out
+    # The retrain request carries its ROI. The crafted reference has no test figures and no
+    # measured training time: baseline = the sampled_acc target (90.0), minutes = the
+    # unmeasured default (30). Cost 500 x $0.10 + 30 min x $3.00/h = $51.50; 90.0 - 60.0 = 30
+    # points of the day's 450 messages = 135 misrouted, x $0.05 = $6.75/day; 51.50 / 6.75 = 7.6.
+    assert (
+        'roi="cost=$51.50 (500 labels x $0.10 + 30.0 train min x $3.00/h) vs 30.0 points lost '
+        "(target 90.0 -> sampled_acc 60.0) = 135 misrouted/day of 450 = $6.75/day; payback "
+        '7.6 days"' in out
+    )
+    assert out.count('roi="') == 1  # only the retrain request is priced
     assert (
         "predictions-20261207.jsonl: skipped 1 of 401 lines (its last line is torn"
         in world["stderr"]
@@ -160,6 +170,11 @@ def test_monitor_json_holds_every_window_alert_and_switch(world):
     assert day["kl_div"] > 0.028 and day["chi2_p"] < 0.01
     assert day["jp_share"] == pytest.approx(0.2) and day["new_vocab_share"] > 0
     fired = {e["rule"] for e in report["alerts"] if e["event"] == "fire"}
+    (retrain,) = [e for e in report["alerts"] if e["rule"] == "retrain_trigger"]
+    roi = retrain["roi"]
+    assert (roi["cost"], roi["points_lost"], roi["misrouted_per_day"]) == (51.5, 30.0, 135.0)
+    assert (roi["baseline"], roi["live"], roi["payback_days"]) == ("target", "sampled_acc", 7.63)
+    assert roi["training_minutes_source"] == "unmeasured (config default)"
     assert {"latency_slo", "drift", "accuracy_drop", "retrain_trigger"} <= fired
     assert [(s["event"], s["version"]) for s in report["switches"]] == [
         ("promote", "v15"),
