@@ -88,7 +88,6 @@ PHRASES: list[str] = [
     "the site says my region isn't supported when i try to pay",
     "checkout is in japanese for some reason",
     # address form
-    "can't change the shipping address in the cart",
     "the address form won't accept my zip code",
     "postcode invalid error",
     "it won't let me enter an apartment number",
@@ -301,7 +300,7 @@ JAPANESE: list[str] = [
 SYNTHETIC: list[str] = [
     "My credit card keeps getting declined at checkout.",
     "The coupon code {code} is not working at checkout.",
-    "I cannot change the shipping address in my cart.",
+    "The checkout page does not show an estimated delivery date.",
     "My payment failed, but I see a pending charge on my account.",
     "The checkout page will not load.",
     "I am unable to pay with {payment}.",

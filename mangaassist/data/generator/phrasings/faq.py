@@ -11,7 +11,6 @@ PHRASES: list[str] = [
     "return policy",
     "shipping times?",
     "paypal?",
-    "do u ship to {country}",
     "support hours",
     "price match?",
     "gift wrap?",
@@ -23,7 +22,7 @@ PHRASES: list[str] = [
     "contact email",
     # shipping in general
     "how long does shipping to {country} take",
-    "do you ship to {country}",
+    "is {country} on your shipping list",
     "do you ship internationally",
     "which carriers do you use",
     "do you ship with {carrier}",
@@ -90,7 +89,6 @@ PHRASES: list[str] = [
     # points and accounts, how they work
     "how does the points program work",
     "how do points work",
-    "how many points do i get per dollar",
     "do points expire",
     "how do i redeem points",
     "how many points do i need for a free volume",
@@ -327,7 +325,7 @@ SYNTHETIC: list[str] = [
     "What is your return policy?",
     "How does your points program work?",
     "Do you ship internationally?",
-    "What are your customer support hours?",
+    "During which hours can I reach a support agent?",
     "Do you deliver to parcel lockers?",
     "Do you offer price matching?",
     "Which carriers do you use for deliveries to {country}?",

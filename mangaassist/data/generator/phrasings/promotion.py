@@ -41,7 +41,6 @@ PHRASES: list[str] = [
     "clearance section?",
     "any discounts on box sets",
     "are box sets discounted right now",
-    "is {title} on sale",
     "any deals on {title} deluxe?",
     "do you have any deals on {title}",
     "{title} box set on sale?",
@@ -116,7 +115,6 @@ PHRASES: list[str] = [
     "any free shipping promos this week",
     "is free shipping still {price} and up",
     # slang and run-ons
-    "ngl i'm broke, any deals",
     "fr need a coupon before i buy the whole {title} set",
     "lowkey waiting for a sale on {title}, is one coming",
     "istg i just bought {title} full price, is it going on sale soon",
@@ -236,7 +234,6 @@ JAPANESE: list[str] = [
     "割引コード教えて",
     "gakusei waribiki aru?",
     "学割ある?",
-    "souryou muryou wa ikura kara?",
     "送料無料はいくらから?",
     "pointo nibai kyanpeen itsu?",
     "{title} seeru ni naru?",

@@ -154,7 +154,6 @@ PHRASES: list[str] = [
     "refund still not here",
     "how do i get a refund",
     "returning this",
-    "i need to return something",
     "exchange this",
     "swap for a new copy pls",
     "replacement please, it came damaged",
