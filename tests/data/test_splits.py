@@ -165,3 +165,16 @@ def test_common_message_does_not_chain_conversations() -> None:
     assert len(his) == 1  # every kept copy of "hi" is in one split
     questions = [ex for part in parts.values() for ex in part if ex.text.startswith("question")]
     assert len(questions) == 40  # nothing but stray copies of "hi" is dropped
+
+
+def test_every_label_in_every_split_with_one_group_per_split() -> None:
+    # 10 labels x 6 messages in 3 two-message conversations: exactly one group per split.
+    # (Equal folds, e.g. StratifiedGroupKFold's, cannot place these; see the module docs.)
+    examples = [
+        Example(text=f"{lab} {i}", label=lab, id=f"{lab}{i}", conversation_id=f"{lab}-c{i // 2}")
+        for lab in INTENTS[:10]
+        for i in range(6)
+    ]
+    parts = split_examples(examples, THREE, seed=0)
+    assert all({ex.label for ex in part} == set(INTENTS[:10]) for part in parts.values())
+    assert split_report(parts)["conversation_leaks"] == 0

@@ -72,3 +72,27 @@ def test_paired_bootstrap_tells_noise_from_a_real_gain():
     assert paired_bootstrap(y, base, fixed, 5, "acc", n_boot=300)["verdict"] == "worse"
     same = paired_bootstrap(y, base, base, 5, "acc", n_boot=100)
     assert same["diff"] == 0 and same["verdict"] == "tie" and same["p_value"] == 1.0
+
+
+def test_paired_bootstrap_is_scipys_percentile_bootstrap_and_p_reads_its_distribution():
+    rng = np.random.default_rng(3)
+    n = 400
+    y = rng.integers(0, 4, n)
+    a = np.where(rng.random(n) < 0.85, y, rng.integers(0, 4, n))
+    b = np.where(rng.random(n) < 0.80, y, rng.integers(0, 4, n))
+    ours = paired_bootstrap(y, a, b, 4, "acc", n_boot=500, seed=5)
+    ref = stats.bootstrap(
+        (y, a, b),
+        lambda t, p, q, axis=-1: (t == p).mean(axis) - (t == q).mean(axis),
+        n_resamples=500,
+        paired=True,
+        method="percentile",
+        rng=np.random.default_rng(5),
+    )
+    assert ours["lo"] == pytest.approx(ref.confidence_interval.low)
+    assert ours["hi"] == pytest.approx(ref.confidence_interval.high)
+    d = ref.bootstrap_distribution
+    assert ours["p_value"] == pytest.approx(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean())))
+    one = bootstrap_ci(y, a, 4, "acc", n_boot=500, seed=5)
+    assert one == bootstrap_ci(y, a, 4, "acc", n_boot=500, seed=5)  # the seed fixes it
+    assert bootstrap_ci(y[:1], a[:1], 4)["lo"] == bootstrap_ci(y[:1], a[:1], 4)["value"]
