@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mangaassist.atomic import write_text
 from mangaassist.comparison.runs import FailedRun, RunRecord, config_key
 from mangaassist.comparison.settings import AblationSettings
 from mangaassist.comparison.tables import Stat, fmt_stat, markdown, mean_std, write_csv
@@ -147,7 +148,7 @@ def ablation_table(
     if failed:
         md += ["", "Jobs without results:", ""]
         md += [f"- `{f.path}` ({' '.join(f.overrides)}): {f.error}" for f in failed]
-    (out_dir / "ablation.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    write_text(out_dir / "ablation.md", "\n".join(md) + "\n")
     lines = [ablation_line(key, g) for g in groups]
     if check:
         target, verdict = check.rsplit(": ", 1)

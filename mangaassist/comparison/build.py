@@ -20,6 +20,8 @@ def write_table(
     by: str | None = None,
     settings_path: str | Path | None = None,
     published_path: str | Path | None = None,
+    kept: dict[str, str] | None = None,
+    keep: str | Path | None = None,
 ) -> list[str]:
     """Find the runs, write one table's files into ``out_dir``, return the lines to print.
 
@@ -30,15 +32,21 @@ def write_table(
         by: grouping/sorting key (``loss``, ``model``, ``data`` or any dotted config key).
         settings_path: comparison settings YAML (default ``conf/comparison/default.yaml``).
         published_path: published figures YAML (default ``conf/comparison/published.yaml``).
+        kept: ``{"data": ..., "model": ...}`` for kept ``eval_summary_*.json`` files among
+            ``patterns`` (the files do not record them).
+        keep: ``benchmarks`` only: an earlier ``benchmarks.csv`` whose rows for data sets
+            and models nothing in ``patterns`` rebuilds are carried over, marked as such.
 
     Raises:
         UserError: unknown table, no runs found, or bad settings.
     """
     if table not in TABLES:
         raise UserError(f"unknown table '{table}'; use one of {list(TABLES)}")
+    if keep is not None and table != "benchmarks":
+        raise UserError(f"--keep carries over rows of the benchmarks table only, not '{table}'")
     settings = load_settings(settings_path)
     published = load_published(published_path)
-    runs, failed = find_runs(list(patterns))
+    runs, failed = find_runs(list(patterns), kept)
     out_dir = Path(out_dir)
     if table == "compare":
         from mangaassist.comparison.compare import compare
@@ -54,6 +62,7 @@ def write_table(
         from mangaassist.comparison.model_selection import models_table
 
         return models_table(runs, failed, out_dir, settings.models)
-    from mangaassist.comparison.benchmarks import benchmarks_table
+    from mangaassist.comparison.benchmarks import benchmarks_table, kept_rows
 
-    return benchmarks_table(runs, failed, out_dir, published.get("benchmarks"))
+    rows = kept_rows(Path(keep)) if keep is not None else ()
+    return benchmarks_table(runs, failed, out_dir, published.get("benchmarks"), rows)

@@ -23,7 +23,6 @@ normally.
 from __future__ import annotations
 
 import atexit
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from mangaassist.atomic import write_json
 from mangaassist.comparison.runs import FAILED_FILE
 from mangaassist.errors import UserError
 
@@ -78,7 +78,7 @@ class WriteTable(Callback):
         folder = Path(str(config.hydra.runtime.output_dir))
         folder.mkdir(parents=True, exist_ok=True)
         info = {"overrides": list(job_return.overrides or []), "error": str(error)}
-        (folder / FAILED_FILE).write_text(json.dumps(info, indent=1))
+        write_json(folder / FAILED_FILE, info)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Write the table."""

@@ -2,6 +2,8 @@
 
     mangaassist compare RUN_DIR_OR_GLOB... [--out DIR] [--by loss|model|data|KEY]
     mangaassist compare ablation|models|benchmarks RUNS... [--out DIR]
+    mangaassist compare benchmarks DIR/eval_summary_*.json --data NAME --model NAME \
+        [--keep OLD/benchmarks.csv] --out DIR
 
 A first argument that names a table picks it (a run folder with such a name: ``./ablation``).
 Exit status 0, or 2 for a user error (printed by :mod:`mangaassist.cli`).
@@ -34,6 +36,8 @@ def _compare(args: argparse.Namespace) -> int:
         by=args.by,
         settings_path=args.config,
         published_path=args.published,
+        kept={"data": args.data, "model": args.model} if args.data or args.model else None,
+        keep=args.keep,
     ):
         print(line)
     return 0
@@ -51,8 +55,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "runs",
         nargs="+",
         metavar="[TABLE] RUN",
-        help="optional table name (ablation, models, benchmarks), then run folders, globs, or "
-        "folders above runs (a multirun sweep folder)",
+        help="optional table name (ablation, models, benchmarks), then run folders, globs, "
+        "folders above runs (a multirun sweep folder), or kept eval_summary_*.json files",
+    )
+    cmp.add_argument(
+        "--data", help="the data set of the kept eval_summary_*.json files given (data.name)"
+    )
+    cmp.add_argument(
+        "--model", help="the model of the kept eval_summary_*.json files given (model.name)"
+    )
+    cmp.add_argument(
+        "--keep",
+        metavar="CSV",
+        help="benchmarks: an earlier benchmarks.csv; its rows for data sets/models that none "
+        "of the runs given rebuilds are carried over as they are, marked 'earlier build'",
     )
     cmp.add_argument(
         "--out", help="output folder (default comparison/, or comparison/<table>/ for a table)"

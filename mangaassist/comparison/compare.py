@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from mangaassist.atomic import write_text
 from mangaassist.comparison import plots
 from mangaassist.comparison.runs import FailedRun, RunRecord, config_key
 from mangaassist.comparison.tables import console, markdown, num, pct
@@ -146,7 +147,7 @@ def compare(
             f"- `{f.path}` ({' '.join(f.overrides) or 'no overrides'}): {f.error}" for f in failed
         ]
     md += ["", *(f"![{p.stem}]({p.name})" for p in images)]
-    (out_dir / "comparison.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    write_text(out_dir / "comparison.md", "\n".join(md) + "\n")
     lines = [console(headers, rows)]
     lines += [f"[COMPARE] failed={f.path} reason={f.error!r}" for f in failed]
     lines.append(f"[COMPARE] runs={len(runs)} out={out_dir} files=comparison.md,comparison.csv")

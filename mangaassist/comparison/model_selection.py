@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mangaassist.atomic import write_text
 from mangaassist.comparison.runs import FailedRun, RunRecord
 from mangaassist.comparison.serving_cost import cost_per_point, serving_cost, weights_info
 from mangaassist.comparison.settings import ModelSettings
@@ -189,7 +190,7 @@ def models_table(
         "",
         f"**Decision:** selected={selected}: {reason}",
     ]
-    (out_dir / "models.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    write_text(out_dir / "models.md", "\n".join(md) + "\n")
     lines = []
     for r in rows:
         if r.unavailable:

@@ -5,12 +5,17 @@ in when ``post_train`` ran). An argument may be a run directory, a glob, or a fo
 below it (``outputs/banking77``, a multirun sweep folder). Below a folder, a Hydra job that
 left no ``metrics.json`` is a :class:`FailedRun` (the table says so); named directly, a
 folder without one is an error naming it.
+
+A *kept summary* stands in for a run folder that is gone: a run's ``eval/summary.json`` kept
+as ``eval_summary_<name>.json`` (as in ``experiments/banking77/``), joined over its sibling
+``metrics_<name>.json`` when that is kept too. Neither file records the data set or the
+model, so whoever passes kept summaries names them (``kept={"data": ..., "model": ...}``,
+``--data`` / ``--model`` on the command line).
 """
 
 from __future__ import annotations
 
 import glob
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -20,6 +25,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from mangaassist.errors import UserError
+from mangaassist.evaluation.artifacts import read_json
 
 FAILED_FILE = "failed.json"  # written into a Hydra job's folder by the comparison callback
 # Short names for the config keys tables group by.
@@ -36,15 +42,7 @@ def config_key(by: str) -> str:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise UserError(
-            f"{path}: cannot read it as JSON ({err}); rerun the run or remove it"
-        ) from err
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object of metrics")
-    return data
+    return read_json(path, "metrics", "rerun the run or remove it", obj=True)
 
 
 @dataclass
@@ -55,6 +53,7 @@ class RunRecord:
     config: dict[str, Any]
     metrics: dict[str, float]
     latency_runtime: str | None = None  # what the latency figures timed (onnxruntime, torch)
+    kept: bool = False  # read from a kept eval_summary_*.json, not a run folder
 
     def get(self, key: str, default: Any = None) -> Any:
         """A config value by dotted key (short names allowed), or ``default``."""
@@ -129,6 +128,43 @@ def load_run(path: Path) -> RunRecord:
     return RunRecord(path, config, metrics, _latency_runtime(path))  # type: ignore[arg-type]
 
 
+KEPT_SUMMARY = "eval_summary"  # eval_summary_<name>.json, beside metrics_<name>.json
+HOW_KEPT = (
+    "a kept eval summary records no data set or model; name them with --data NAME --model NAME "
+    "(e.g. --data banking77 --model minilm)"
+)
+
+
+def is_kept_summary(path: Path) -> bool:
+    """``eval_summary*.json``: a run's eval/summary.json kept after its folder went."""
+    return path.is_file() and path.name.startswith(KEPT_SUMMARY) and path.suffix == ".json"
+
+
+def load_kept_summary(path: Path, kept: dict[str, str] | None) -> RunRecord:
+    """A :class:`RunRecord` from a kept summary (over its sibling metrics file when present).
+
+    Args:
+        path: ``.../eval_summary_<name>.json``.
+        kept: ``{"data": name, "model": name}``, which the files do not record.
+
+    Raises:
+        UserError: ``kept`` lacks the data set or the model, or a file is not a JSON object.
+    """
+    kept = kept or {}
+    missing = [k for k in ("data", "model") if not kept.get(k)]
+    if missing:
+        raise UserError(f"{path}: {HOW_KEPT} (missing: {', '.join(missing)})")
+    sibling = path.with_name("metrics" + path.name[len(KEPT_SUMMARY) :])
+    metrics = _read_json(sibling) if sibling.is_file() else {}
+    metrics |= _read_json(path)
+    config = {
+        "run_name": path.stem[len(KEPT_SUMMARY) :].lstrip("_") or path.stem,
+        "data": {"name": kept["data"]},
+        "model": {"name": kept["model"]},
+    }
+    return RunRecord(path, config, metrics, kept=True)
+
+
 def _latency_runtime(path: Path) -> str | None:
     """The runtime named by the split evaluation that timed latency (``eval/<split>/``).
 
@@ -187,11 +223,17 @@ def _expand(pattern: str) -> list[Path]:
     return [path]
 
 
-def find_runs(patterns: list[str]) -> tuple[list[RunRecord], list[FailedRun]]:
+def find_runs(
+    patterns: list[str], kept: dict[str, str] | None = None
+) -> tuple[list[RunRecord], list[FailedRun]]:
     """Finished runs (and failed Hydra jobs) named by paths, globs or folders above them.
 
+    A path or glob match that is a kept summary (``eval_summary*.json``) is read with
+    :func:`load_kept_summary`, its data set and model from ``kept``.
+
     Raises:
-        UserError: nothing matched, or a named folder holds no finished run at or below it.
+        UserError: nothing matched, a named folder holds no finished run at or below it,
+            or a kept summary without ``kept``'s data set and model.
     """
     if not patterns:
         raise UserError(f"no run directories given; {HOW_RUNS_LOOK}")
@@ -202,10 +244,16 @@ def find_runs(patterns: list[str]) -> tuple[list[RunRecord], list[FailedRun]]:
             if _is_run(path):
                 runs.setdefault(path.resolve(), load_run(path))
                 continue
+            if is_kept_summary(path):
+                runs.setdefault(path.resolve(), load_kept_summary(path, kept))
+                continue
             if not path.is_dir():
                 if glob.has_magic(pattern):
                     continue  # a glob may match files next to the run folders
-                raise UserError(f"{path}: a file, not a run folder; pass the folder that holds it")
+                raise UserError(
+                    f"{path}: a file, not a run folder; pass the folder that holds it (or a "
+                    f"kept {KEPT_SUMMARY}_<name>.json)"
+                )
             if (path / "config.yaml").is_file() and not (path / FAILED_FILE).is_file():
                 raise UserError(
                     f"{path}: no metrics.json, so the run did not finish (it crashed or is still "

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mangaassist.atomic import replacing
+
 DASH = "–"
 
 
@@ -84,11 +86,10 @@ def console(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def write_csv(path: Path, rows: Sequence[dict]) -> Path:
     """Write dict rows (raw values; the union of keys, in first-seen order) as CSV."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fields: dict[str, None] = {}
     for r in rows:
         fields.update(dict.fromkeys(r))
-    with path.open("w", newline="", encoding="utf-8") as f:
+    with replacing(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(fields))
         writer.writeheader()
         writer.writerows(rows)

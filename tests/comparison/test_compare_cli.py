@@ -97,3 +97,47 @@ def test_missing_default_settings_fail_loudly(tmp_path, monkeypatch):
         load_settings()
     with pytest.raises(UserError, match=r"gone[.]yaml: settings file not found"):
         load_published()
+
+
+def test_benchmarks_from_kept_summaries_keep_the_rows_nothing_rebuilds(make_run, tmp_path, capsys):
+    """Run folders gone: kept eval_summary_*.json rebuild their rows, the rest carry over."""
+    import json
+
+    # An earlier table with banking77 (3 runs) and clinc150_full, built from run folders.
+    make_run("old/0", data="banking77", summary={"test/acc": 0.93})
+    oos = {"test/in_scope_acc": 0.96, "test/oos_recall": 0.7, "test/in_scope_acc_accepted": 0.9}
+    make_run("old/1", data="clinc150_full", summary=oos)
+    old = tmp_path / "old_table"
+    assert main(["compare", "benchmarks", str(tmp_path / "old"), "--out", str(old)]) == 0
+    assert "| run folders |" in (old / "benchmarks.md").read_text()
+    # The banking77 folders are gone; seven seeds' summaries (and metrics) are kept.
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    accs = [0.9312, 0.9396, 0.9386, 0.9364, 0.9347, 0.9334, 0.9341]
+    for seed, acc in enumerate(accs):
+        (kept / f"eval_summary_bs16_s{seed}.json").write_text(json.dumps({"test/acc": acc}))
+        (kept / f"metrics_bs16_s{seed}.json").write_text(json.dumps({"epochs_trained": 6}))
+    glob = str(kept / "eval_summary_bs16_s*.json")
+    # The files do not say their data set or model: refused until named.
+    assert main(["compare", "benchmarks", glob, "--out", str(tmp_path / "x")]) == 2
+    assert "--data NAME --model NAME" in capsys.readouterr().err
+    runs, _ = find_runs([glob], {"data": "banking77", "model": "minilm"})
+    assert len(runs) == 7 and all(r.kept and r.metric("epochs_trained") == 6 for r in runs)
+    new = tmp_path / "new_table"
+    argv = ["compare", "benchmarks", glob, "--data", "banking77", "--model", "minilm"]
+    assert main([*argv, "--keep", str(old / "benchmarks.csv"), "--out", str(new)]) == 0
+    rows = list(csv.DictReader((new / "benchmarks.csv").open()))
+    by = {(r["data"], r["figure"]): r for r in rows}
+    bank = by[("banking77", "accuracy")]
+    assert bank["n"] == "7" and bank["built_from"] == "kept summaries"
+    assert float(bank["ours_mean"]) == pytest.approx(100 * sum(accs) / 7)
+    clinc = by[("clinc150_full", "OOS recall (threshold)")]
+    assert clinc["built_from"] == "earlier build" and float(clinc["ours_mean"]) == 70.0
+    assert clinc["published"] == "52.3" and "Larson" in clinc["source"]
+    assert [r["data"] for r in rows][:2] == ["banking77", "banking77"]  # published order
+    md = (new / "benchmarks.md").read_text()
+    assert "| banking77 | minilm | accuracy | 93.5±0.3 | 7 | kept summaries | 93.7 |" in md
+    assert "| clinc150_full | minilm | OOS recall (threshold) | 70.0 | 1 | earlier build |" in md
+    assert "from=kept_summaries" in capsys.readouterr().out
+    # --keep belongs to the benchmarks table only.
+    assert main(["compare", "ablation", glob, "--data", "b", "--model", "m", "--keep", "x"]) == 2

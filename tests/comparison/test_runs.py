@@ -68,7 +68,7 @@ def test_bad_input_names_the_path_and_the_fix(tmp_path):
 def test_broken_metrics_file_is_named(make_run):
     run = make_run("r")
     (run / "metrics.json").write_text("{not json")
-    with pytest.raises(UserError, match=rf"{run / 'metrics.json'}: cannot read it as JSON"):
+    with pytest.raises(UserError, match=rf"{run / 'metrics.json'}: not valid JSON"):
         find_runs([str(run)])
 
 
