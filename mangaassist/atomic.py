@@ -1,5 +1,8 @@
 """Atomic file writes: a reader sees the old file or the new one, never half of either.
 
+Plus :func:`file_sha256`, the one hash of a file's bytes, that a reader checks a written
+file (a cached corpus, a bundle's files, a checkpoint) against.
+
 Every writer goes through :func:`replacing`: the content goes to a temporary file in the
 same folder (so the rename never crosses a filesystem), is flushed to disk, and is swapped
 in with ``os.replace``. A killed process leaves at most a hidden ``.NAME.tmp-PID`` file,
@@ -21,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -65,3 +69,12 @@ def write_text(path: str | Path, text: str, encoding: str = "utf-8") -> None:
 def write_json(path: str | Path, obj: Any, *, indent: int | None = 1, **kwargs: Any) -> None:
     """Write ``obj`` as JSON to ``path`` atomically; ``kwargs`` go to :func:`json.dumps`."""
     write_text(path, json.dumps(obj, indent=indent, **kwargs))
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of one file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

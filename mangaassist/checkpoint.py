@@ -7,6 +7,10 @@ shared registry or someone else's run directory could run code on load. Every lo
 version, or tampered with) is refused with the one command that rewrites a trusted one:
 ``mangaassist convert-run RUN_DIR``.
 
+Also the one list of files a run directory needs to rebuild its model
+(:data:`MODEL_FILES`, checked by :func:`require_model_files`), shared by training's
+``load_run`` and evaluation's up-front check.
+
 torch is imported inside the functions, so importing this module is free.
 """
 
@@ -20,8 +24,30 @@ from mangaassist.atomic import replacing
 from mangaassist.errors import UserError
 
 CHECKPOINT = "checkpoints/best.ckpt"
+# Files the model needs: every stage that loads a run checks this list, naming all gaps at once.
+MODEL_FILES = ("config.yaml", "labels.json", "backbone/config.json", "tokenizer", CHECKPOINT)
 # What a converted checkpoint keeps: the weights (and the raw weights of weight averaging).
 KEPT = ("state_dict", "current_model_state", "epoch", "global_step", "pytorch-lightning_version")
+
+
+def require_model_files(
+    run_dir: str | Path, checkpoint: str = CHECKPOINT, extra: tuple[str, ...] = ()
+) -> Path:
+    """``run_dir`` if it holds every model file (``checkpoint`` in place of best.ckpt, and
+    ``extra``), else a UserError naming every gap at once.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such model directory; pass a training run's folder")
+    files = [f for f in MODEL_FILES if f != CHECKPOINT] + [checkpoint, *extra]
+    missing = [f for f in files if not (run_dir / f).exists()]
+    if missing:
+        raise UserError(
+            f"{run_dir} is not a complete run directory: missing {missing}. Pass the folder a "
+            "training run wrote (outputs/.../<time>: it holds config.yaml, labels.json, "
+            "checkpoints/best.ckpt, tokenizer/)"
+        )
+    return run_dir
 
 
 def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:

@@ -37,7 +37,6 @@ Measures (all shares are of the examples they name):
 from __future__ import annotations
 
 import csv
-import hashlib
 import itertools
 import json
 import math
@@ -51,6 +50,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from mangaassist.atomic import file_sha256, replacing, write_text
 from mangaassist.data.cleaning import contradictory_groups, contradictory_mask, duplicate_mask
 from mangaassist.data.normalize import dedup_key, normalize_text
 from mangaassist.data.schema import INTENTS, Example, read_examples
@@ -770,7 +770,7 @@ def audit_file(
         examples, cfg, max_length=max_length, tokenizer=tokenizer, verbose=verbose
     )
     report.file = str(path)
-    report.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    report.sha256 = file_sha256(path)
     write_report(report, out_dir, verbose=verbose)
     return report
 
@@ -782,7 +782,7 @@ def write_suspects_csv(report: AuditReport, path: Path) -> Path:
     readers accept it back.
     """
     columns = ["line", "id", "source", "text", "given", "suggested", "confidence", "given_prob"]
-    with path.open("w", encoding="utf-8-sig", newline="") as f:
+    with replacing(path) as tmp, tmp.open("w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f)
         writer.writerow([*columns, "new_label"])
         for s in report.suspects:
@@ -795,8 +795,8 @@ def write_report(report: AuditReport, out_dir: str | Path, verbose: bool = True)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report.extra["plots"] = [p.name for p in _plots(report, out_dir)]
-    (out_dir / "audit.json").write_text(
-        json.dumps(report.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    write_text(
+        out_dir / "audit.json", json.dumps(report.to_dict(), ensure_ascii=False, indent=1) + "\n"
     )
     suspects = write_suspects_csv(report, out_dir / SUSPECTS_CSV)
     if verbose:

@@ -12,7 +12,6 @@ and undo the length grouping, stays off (``use_distributed_sampler: false``).
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from transformers import PreTrainedTokenizerBase
 
 from mangaassist.atomic import write_json, write_text
 from mangaassist.data.normalize import normalize_text
-from mangaassist.data.schema import Example, example_line, write_examples
+from mangaassist.data.schema import Example, sha256_examples, write_examples
 from mangaassist.data.sources import Source
 from mangaassist.data.splits import format_split_report, split_examples, split_report
 from mangaassist.errors import UserError
@@ -104,14 +103,6 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         return -(-len(self.lengths) // self.batch_size) // world
 
 
-def _sha256_lines(examples: list[Example]) -> str:
-    """sha256 of the examples as :func:`write_examples` would write them (byte-stable)."""
-    digest = hashlib.sha256()
-    for ex in examples:
-        digest.update(example_line(ex).encode("utf-8"))
-    return digest.hexdigest()
-
-
 class IntentDataModule(L.LightningDataModule):
     """Examples -> tokenised, length-grouped batches ``{input_ids, attention_mask, labels}``.
 
@@ -177,8 +168,8 @@ class IntentDataModule(L.LightningDataModule):
         # What the report describes: the seed and a hash of the input examples, so two
         # machines can check they split the same bytes the same way.
         self.split_report["seed"] = seed
-        self.split_report["input_sha256"] = _sha256_lines(given)
-        self.split_report["split_sha256"] = {k: _sha256_lines(v) for k, v in self.splits.items()}
+        self.split_report["input_sha256"] = sha256_examples(given)
+        self.split_report["split_sha256"] = {k: sha256_examples(v) for k, v in self.splits.items()}
         print(format_split_report(self.split_report).splitlines()[-1], flush=True)
         self.refit = refit
         if refit:

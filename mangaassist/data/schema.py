@@ -18,7 +18,9 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -242,6 +244,14 @@ def read_examples(
 def example_line(ex: Example) -> str:
     """One JSON line of ``ex`` as :func:`write_examples` writes it (fixed key order, UTF-8 text)."""
     return json.dumps(ex.to_dict(), ensure_ascii=False) + "\n"
+
+
+def sha256_examples(examples: Sequence[Example]) -> str:
+    """Hex sha256 of ``examples`` as :func:`write_examples` writes them (byte-stable)."""
+    digest = hashlib.sha256()
+    for ex in examples:
+        digest.update(example_line(ex).encode("utf-8"))
+    return digest.hexdigest()
 
 
 def write_examples(examples: list[Example], path: str | Path) -> None:

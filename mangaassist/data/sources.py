@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from mangaassist.atomic import write_json
+from mangaassist.atomic import file_sha256, write_json
 from mangaassist.data.schema import INTENTS, Example, read_examples
 from mangaassist.errors import UserError
 
@@ -190,7 +190,7 @@ def _audit(
 
     from mangaassist.data import audit, cleaning, normalize, schema
 
-    sha = hashlib.sha256(corpus.read_bytes()).hexdigest()
+    sha = file_sha256(corpus)
     key = {
         "sha256": sha,
         "settings": audit.settings(cfg),
@@ -245,7 +245,7 @@ def cached_corpus(folder: Path, n: int, seed: int, label_noise: float) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also on a crash
         if corpus.is_file():
             recorded = _recorded_sha256(folder)
-            actual = hashlib.sha256(corpus.read_bytes()).hexdigest()
+            actual = file_sha256(corpus)
             if recorded == actual:
                 return corpus
             print(

@@ -11,45 +11,49 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mangaassist.checkpoint import require_model_files
 from mangaassist.data.schema import Example, read_examples
 from mangaassist.data.sources import OOS
 from mangaassist.errors import UserError
 
-# Files the model needs; training's load_run checks the same list, we name all gaps at once.
-MODEL_FILES = (
-    "config.yaml",
-    "labels.json",
-    "backbone/config.json",
-    "tokenizer",
-    "checkpoints/best.ckpt",
-)
 DEFAULT_RARE_BELOW = 0.05
 
 
 def check_run_dir(path: str | Path, extra: Sequence[str] = ()) -> Path:
     """``path`` if it holds every model file (and ``extra``), else a UserError naming the gaps."""
+    return require_model_files(path, extra=tuple(extra))
+
+
+def read_json(path: str | Path, what: str = "JSON", fix: str = "", obj: bool = False) -> Any:
+    """Parse a UTF-8 JSON file; a missing, unreadable or malformed one is a UserError naming it.
+
+    The one JSON reader of the stages from evaluation on (comparison, release).
+
+    Args:
+        path: the file.
+        what: what it holds, for the messages (``"load test"``, ``"metrics"``).
+        fix: how to get a good file, appended to every message.
+        obj: refuse anything but a JSON object, too.
+    """
     path = Path(path)
-    if not path.is_dir():
-        raise UserError(f"{path}: no such model directory; pass a training run's folder")
-    missing = [f for f in (*MODEL_FILES, *extra) if not (path / f).exists()]
-    if missing:
-        raise UserError(
-            f"{path} is not a complete run directory: missing {missing}. "
-            "Pass the folder a training run wrote (it holds config.yaml, labels.json, "
-            "checkpoints/best.ckpt, tokenizer/)"
-        )
-    return path
-
-
-def read_json(path: Path) -> object:
-    """Parse a JSON file; a broken one is a UserError naming it."""
+    tail = f"; {fix}" if fix else ""
+    if not path.is_file():
+        raise UserError(f"{path}: no such {what} file{tail}")
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path}: cannot read it as JSON ({err})") from err
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: cannot read the {what} file as UTF-8 text ({err}){tail}") from err
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: not valid JSON ({err.msg}, line {err.lineno}){tail}") from err
+    if obj and not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object ({what}){tail}")
+    return data
 
 
 def read_labels(run_dir: Path) -> list[str]:

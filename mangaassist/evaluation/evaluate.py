@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mangaassist.atomic import write_json
+from mangaassist.atomic import replacing, write_json
 from mangaassist.errors import UserError
 from mangaassist.evaluation import calibration as cal
 from mangaassist.evaluation import confusion, fallback, metrics
 from mangaassist.evaluation.latency import latency_as_served
 from mangaassist.evaluation.settings import EvalSettings
 from mangaassist.evaluation.significance import bootstrap_ci
-from mangaassist.training.lines import figure
+from mangaassist.training.lines import figure, percent
 
 
 @dataclass
@@ -168,22 +168,18 @@ def headline(m: dict, prefix: str) -> dict[str, float]:
 
 def log_line(m: dict, tag: str = "EVAL", name: str = "") -> str:
     """The one-line ``[EVAL] ...`` record: percentages for rates, fractions for ECE."""
-
-    def pct(v: float | None) -> str:
-        return "na" if v is None else f"{100 * v:.1f}"
-
     c = m["calibration"]
     parts = [
         f"[{tag}]",
         *([f"set={name}"] if name else []),
         f"n={m['n']}",
-        f"acc={pct(m['acc'])}",
-        f"macro_f1={pct(m['macro_f1'])}",
+        f"acc={percent(m['acc'])}",
+        f"macro_f1={percent(m['macro_f1'])}",
         f"rare_recall={figure('rare_recall', m['rare_recall'])}",  # none(no_rare_class), not na
         f"ece_before={c['ece_before']:.3f}",
         f"ece_after={c['ece_after']:.3f}",
         f"T={c['temperature']:.3f}",
-        f"low_conf={pct(m['fallback']['low_confidence_rate'])}%",
+        f"low_conf={percent(m['fallback']['low_confidence_rate'])}%",
     ]
     if m.get("latency"):
         parts.append(f"p95_ms={m['latency']['p95_ms']:.2f}")
@@ -311,7 +307,10 @@ def write_evaluation(
         ev.metrics["fallback"]["margin"],
         {r["label"]: r["threshold"] for r in ev.metrics["per_class"]},
     ).route(ev.probs_after, labels)
-    with (out_dir / "predictions.jsonl").open("w", encoding="utf-8") as f:
+    with (
+        replacing(out_dir / "predictions.jsonl") as tmp,
+        tmp.open("w", encoding="utf-8") as f,
+    ):
         for i, (p, a) in enumerate(zip(ev.probs_after, actions, strict=True)):
             row = {
                 "id": ev.ids[i] if i < len(ev.ids) else "",

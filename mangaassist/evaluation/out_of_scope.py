@@ -38,6 +38,7 @@ from mangaassist.atomic import write_json
 from mangaassist.data.schema import Example
 from mangaassist.evaluation.calibration import softmax
 from mangaassist.evaluation.fallback import FallbackPolicy
+from mangaassist.training.lines import percent
 
 # Flat names that post_train adds to eval/summary.json and the run's metrics.json.
 HEADLINE = (
@@ -132,17 +133,14 @@ def oos_headline(m: dict | None, prefix: str) -> dict[str, float]:
 
 def oos_log_line(m: dict, name: str = "test") -> str:
     """The ``[EVAL] set=test oos_recall=...`` line, rates in percent."""
-
-    def pct(v: float | None) -> str:
-        return "na" if v is None else f"{100 * v:.1f}"
-
     auroc = "na" if m["oos_auroc"] is None else f"{m['oos_auroc']:.3f}"
     return (
         f"[EVAL] set={name} n_in_scope={m['n_in_scope']} n_oos={m['n_oos']} "
-        f"oos_recall={pct(m['oos_recall'])} oos_false_accept={pct(m['oos_false_accept_rate'])} "
-        f"in_scope_acc={pct(m['in_scope_acc'])} "
-        f"in_scope_acc_accepted={pct(m['in_scope_acc_accepted'])} "
-        f"in_scope_reject={pct(m['in_scope_reject_rate'])} oos_auroc={auroc}"
+        f"oos_recall={percent(m['oos_recall'])} "
+        f"oos_false_accept={percent(m['oos_false_accept_rate'])} "
+        f"in_scope_acc={percent(m['in_scope_acc'])} "
+        f"in_scope_acc_accepted={percent(m['in_scope_acc_accepted'])} "
+        f"in_scope_reject={percent(m['in_scope_reject_rate'])} oos_auroc={auroc}"
     )
 
 

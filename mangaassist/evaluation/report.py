@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from mangaassist.atomic import write_text
 from mangaassist.evaluation import plots
 from mangaassist.evaluation.calibration import at_search_bound
 from mangaassist.evaluation.fallback import risk_coverage
@@ -157,5 +158,5 @@ def render_report(ev, title: str = "Evaluation", context: dict | None = None) ->
 def write_report(ev, path: Path, title: str = "Evaluation", context: dict | None = None) -> Path:
     """Render and write the report; returns its path."""
     path = Path(path)
-    path.write_text(render_report(ev, title, context), encoding="utf-8")
+    write_text(path, render_report(ev, title, context))
     return path

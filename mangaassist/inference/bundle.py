@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from mangaassist.atomic import file_sha256
 from mangaassist.errors import UserError
 from mangaassist.inference.policy import CALIBRATION_FILE, Calibration
 
@@ -38,15 +39,6 @@ class BundleError(UserError):
 
 
 PRECISIONS = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of one file's bytes, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def tokenizer_sha256(folder: Path) -> str:

@@ -122,10 +122,11 @@ def rates(report: Report, keys: tuple[str, ...], title: str, threshold: str | No
     limit = report["thresholds"].get(threshold) if threshold else None
     _finish(ax, report, None if limit is None else 100 * limit, f"{threshold} limit")
     if all(v is None for y in ys for v in y):
+        why = report["unavailable"].get(keys[0], "no data")
         ax.text(
             0.5,
             0.5,
-            "unavailable: " + report["unavailable"].get(keys[0], "no data"),
+            why if why.startswith("unavailable") else f"unavailable: {why}",
             transform=ax.transAxes,
             ha="center",
             wrap=True,

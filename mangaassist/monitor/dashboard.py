@@ -13,7 +13,7 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from mangaassist.monitor.charts import CHARTS
+from mangaassist.monitor.charts import CHARTS, kinds
 from mangaassist.monitor.lines import fmt, short_time
 
 _CSS = """
@@ -124,10 +124,11 @@ def _files(report: Mapping[str, Any]) -> str:
 def render_dashboard(report: Mapping[str, Any]) -> str:
     """The whole page as one string (charts embedded as ``data:image/png;base64``)."""
     windows = report["windows"]
+    # The logs' span: the smallest windows (a weekly window runs past the data's last day).
+    fine = [w for w in windows if w["kind"] == kinds(report)[0]] or windows
     span = (
-        f"{short_time(min(w['start'] for w in windows))} to "
-        f"{short_time(max(w['end'] for w in windows))}"
-        if windows
+        f"{short_time(min(w['start'] for w in fine))} to {short_time(max(w['end'] for w in fine))}"
+        if fine
         else "no windows"
     )
     models = sorted({m for w in windows for m in w.get("models", {})})

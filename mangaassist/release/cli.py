@@ -53,6 +53,7 @@ def _register_and_promote(candidate: str, reg, reason: str) -> None:
 
 
 def _registry_list(args: argparse.Namespace) -> int:
+    from mangaassist.comparison.tables import num, pct
     from mangaassist.release.registry import Registry
 
     reg = Registry(args.root)
@@ -65,9 +66,6 @@ def _registry_list(args: argparse.Namespace) -> int:
         )
         return 0
 
-    def pct(v: float | None) -> str:
-        return "-" if v is None else f"{100 * v:.1f}"
-
     print(
         f"{'':2}{'version':8} {'created':26} {'acc':>6} {'mF1':>6} {'rare':>6} {'p95ms':>6}  source"
     )
@@ -78,7 +76,7 @@ def _registry_list(args: argparse.Namespace) -> int:
         print(
             f"{'*' if v == champion else ' ':2}{v:8} {info['created_at']:26} "
             f"{pct(m.get('test/acc')):>6} {pct(m.get('test/macro_f1')):>6} "
-            f"{pct(m.get('test/rare_recall')):>6} {'-' if p95 is None else f'{p95:.1f}':>6}  "
+            f"{pct(m.get('test/rare_recall')):>6} {num(p95, 1):>6}  "
             f"{info['source']}"
         )
     print(f"champion: {champion or 'none'}")
@@ -121,6 +119,36 @@ def _registry_rollback(args: argparse.Namespace) -> int:
     before = reg.champion()
     now = reg.rollback()
     print(f"[REGISTRY] event=rollback version={now} from={before}")
+    return 0
+
+
+def _registry_gate_set(args: argparse.Namespace) -> int:
+    from mangaassist.data.schema import read_examples
+    from mangaassist.errors import UserError
+    from mangaassist.release.promotion import training_overlap
+    from mangaassist.release.registry import GATE_SET_FILE, Registry
+
+    reg = Registry(args.root)
+    examples = read_examples(args.file)
+    champion = reg.champion()
+    if champion is not None:
+        # Every gate would refuse a set the champion trained on: say so now, not at each gate.
+        count, files = training_overlap(examples, reg.path(champion), reg)
+        if count:
+            raise UserError(
+                f"{args.file}: {count} of its {len(examples)} messages are in the champion "
+                f"{champion}'s training data ({files}, same text after normalisation); a gate "
+                "set must be held out from every model's training. Remove them and retry"
+            )
+        overlap = "unverified" if count is None else "0"
+    else:
+        overlap = "no_champion"
+    done = reg.set_gate_set(examples, str(args.file), replace=args.replace)
+    print(
+        f"[REGISTRY] event=gate_set n={done['n']} sha256={done['sha256'][:12]} "
+        f"changed={'yes' if done['changed'] else 'no'} champion_overlap={overlap} "
+        f"path={reg.root / GATE_SET_FILE}"
+    )
     return 0
 
 
@@ -172,6 +200,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "promote": ("make a version the champion", _registry_promote),
         "rollback": ("restore the previous champion", _registry_rollback),
         "history": ("the event log, one JSON object per line", _registry_history),
+        "gate-set": (
+            "configure the fixed set every gate compares on (once per registry)",
+            _registry_gate_set,
+        ),
     }
     for name, (text, func) in commands.items():
         p = reg_sub.add_parser(name, help=text)
@@ -180,6 +212,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(func=func)
         if name == "register":
             p.add_argument("run_dir", help="a finished training run directory")
+        elif name == "gate-set":
+            p.add_argument(
+                "file",
+                type=Path,
+                help="labelled JSONL/CSV held out from every model's training (e.g. a slice of "
+                "labelled real traffic plus the golden set); copied to <root>/gate_set.jsonl",
+            )
+            p.add_argument(
+                "--replace",
+                action="store_true",
+                help="replace a different gate set already configured",
+            )
         elif name == "promote":
             p.add_argument("version", help="e.g. v3")
             p.add_argument("--reason", help="recorded in history.jsonl")

@@ -40,8 +40,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mangaassist.evaluation.settings import GateSettings
-from mangaassist.evaluation.significance import batched_metric, mcnemar, paired_bootstrap
+from mangaassist.evaluation.significance import (
+    batched_metric,
+    bootstrap_interval,
+    mcnemar,
+    paired_bootstrap,
+    target_verdict,
+)
 from mangaassist.model.metrics import rare_recall_of
+from mangaassist.training.lines import percent
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 _EPS = 1e-9  # a drop of exactly the margin passes despite float rounding (0.98 - 1.0)
@@ -65,6 +72,7 @@ class Scores:
     rare_recall: float | None = None
     ece: float | None = None
     p95_ms: float | None = None
+    rare_idx: tuple[int, ...] = ()  # the rare classes rare_recall averages over
 
     @property
     def correct(self) -> np.ndarray:
@@ -92,6 +100,7 @@ class Scores:
             rare_recall=rare_recall_of(y_true, y_pred, rare_idx),
             ece=ece,
             p95_ms=p95_ms,
+            rare_idx=tuple(int(i) for i in rare_idx),
         )
 
 
@@ -175,10 +184,6 @@ class Decision:
         }
 
 
-def _pct(v: float | None) -> str:
-    return "na" if v is None else f"{100 * v:.2f}"
-
-
 def _check_paired(cand: Scores, champ: Scores) -> None:
     if cand.y_true.shape != champ.y_true.shape or not np.array_equal(cand.y_true, champ.y_true):
         raise ValueError("candidate and champion must be scored on the same examples, same order")
@@ -196,8 +201,31 @@ def gate_latency(cand: Scores, budget_ms: float) -> GateResult:
     )
 
 
+def _golden_interval(golden: Scores, key: str, s: GateSettings) -> tuple[float, float]:
+    """The bootstrap interval (``significance`` n_boot, seed, alpha) of one golden figure."""
+    sig = s.significance
+    if key == "rare_recall":
+
+        def stat(t: np.ndarray, p: np.ndarray) -> np.ndarray:
+            values = [rare_recall_of(tr, pr, golden.rare_idx) for tr, pr in zip(t, p, strict=True)]
+            return np.array([np.nan if v is None else v for v in values])
+
+    else:
+
+        def stat(t: np.ndarray, p: np.ndarray) -> np.ndarray:
+            return batched_metric(t, p, golden.n_classes, key)
+
+    return bootstrap_interval((golden.y_true, golden.y_pred), stat, sig.n_boot, sig.seed, sig.alpha)
+
+
 def gate_golden_floors(golden: Scores | None, s: GateSettings) -> list[GateResult]:
-    """Golden-set accuracy, macro F1 and rare recall at or above their floors."""
+    """Golden-set accuracy, macro F1 and rare recall at or above their floors.
+
+    The gate passes on the point estimate; its figures give the bootstrap interval and
+    whether the floor is ``met`` (the whole interval clears it), ``within noise`` (the point
+    does, the interval reaches below) or ``not met`` (see
+    :func:`~mangaassist.evaluation.significance.target_verdict`).
+    """
     floors = s.golden_floors
     if golden is None:
         return [
@@ -215,11 +243,14 @@ def gate_golden_floors(golden: Scores | None, s: GateSettings) -> list[GateResul
             out.append(GateResult(f"golden_{key}", SKIP, "no rare-class example in the golden set"))
             continue
         ok = value >= floor
+        lo, hi = _golden_interval(golden, key, s)
+        band = f"{100 * (1 - s.significance.alpha):g}% CI {percent(lo, 2)}-{percent(hi, 2)}"
         out.append(
             GateResult(
                 f"golden_{key}",
                 PASS if ok else FAIL,
-                f"{_pct(value)} {'>=' if ok else '<'} floor {_pct(floor)}",
+                f"{percent(value, 2)} ({band}) {'>=' if ok else '<'} floor {percent(floor, 2)}: "
+                f"{target_verdict(value, lo, floor)}",
             )
         )
     return out
@@ -335,8 +366,8 @@ def gate_shadow(
     if shadow.critical_regression:
         critical = ",".join(shadow.regressed) or "yes"
     parts = [
-        f"agreement={_pct(shadow.agreement)}% {'>=' if agree_ok else '<'} "
-        f"{_pct(s.shadow_min_agreement)}%",
+        f"agreement={percent(shadow.agreement, 2)}% {'>=' if agree_ok else '<'} "
+        f"{percent(s.shadow_min_agreement, 2)}%",
         f"critical_intent_regression={critical}",
         f"paired={shadow.n_paired} {'>=' if enough else '<'} {s.shadow_min_messages}"
         + ("" if enough else " (too little shadow traffic)"),
@@ -380,7 +411,7 @@ def gate_paired(cand: Scores, champ: Scores, metric: str, s: GateSettings) -> Ga
     _check_paired(cand, champ)
     sig = s.significance
     a, b = getattr(cand, metric), getattr(champ, metric)
-    figures = f"candidate={_pct(a)} champion={_pct(b)} diff={100 * (a - b):+.2f}pp"
+    figures = f"candidate={percent(a, 2)} champion={percent(b, 2)} diff={100 * (a - b):+.2f}pp"
     if metric == "acc" and sig.accuracy_test == "mcnemar":
         t = mcnemar(cand.correct, champ.correct)
         significant = t["p_value"] < sig.alpha
@@ -479,7 +510,7 @@ def gate_rare_recall(cand: Scores, champ: Scores, margin: float) -> GateResult:
     return GateResult(
         "rare_recall",
         PASS if ok else FAIL,
-        f"candidate={_pct(cand.rare_recall)} champion={_pct(champ.rare_recall)} "
+        f"candidate={percent(cand.rare_recall, 2)} champion={percent(champ.rare_recall, 2)} "
         f"diff={100 * diff:+.2f}pp allowed>={-100 * margin:+.2f}pp",
     )
 

@@ -8,10 +8,11 @@ with the numbers next to it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from mangaassist.evaluation.artifacts import read_json
 
 GATE_RECORD = "eval/gate.json"  # written by promotion.record_gate
 
@@ -21,7 +22,7 @@ def _pct(v: float | None) -> str:
 
 
 def _read(path: Path) -> dict | list | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
 
 
 def _lines(path: Path) -> int | None:

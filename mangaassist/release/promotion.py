@@ -29,7 +29,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from mangaassist.atomic import file_sha256, write_text
 from mangaassist.data.normalize import dedup_key
 from mangaassist.data.schema import read_examples
 from mangaassist.errors import UserError
@@ -45,6 +45,7 @@ from mangaassist.evaluation.artifacts import (
     check_run_dir,
     load_model_run,
     read_calibration,
+    read_json,
     read_labelled,
     read_labels,
     run_rare_classes,
@@ -60,10 +61,9 @@ from mangaassist.release.gates import (
     decide,
 )
 from mangaassist.release.model_card import GATE_RECORD, render_model_card
-from mangaassist.release.registry import Registry, file_sha256
+from mangaassist.release.registry import GATE_SET_FILE, Registry
 
 _VERSION = re.compile(r"^v\d+$")
-GATE_SET_FILE = "gate_set.jsonl"  # the registry's fixed comparison set, under its root
 # Files of a model folder that hold examples it trained on (a refit run trains on its val).
 TRAIN_FILES = ("data/train.jsonl", "data/val_seen_in_training.jsonl")
 LOAD_HOW = "`mangaassist loadtest URL --out load.json` (or with --find-max)"
@@ -71,24 +71,8 @@ SHADOW_HOW = "`mangaassist shadow-report LOG --json shadow.json`"
 
 
 def _read_json(path: str | Path, what: str, how: str) -> dict:
-    """A JSON object from ``path``; UserError naming the file otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such {what} file; write one with {how}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: cannot read the {what} as UTF-8 text ({err})") from err
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UserError(
-            f"{path}: not valid JSON ({err.msg}, line {err.lineno}); expected the {what} "
-            f"written by {how}"
-        ) from err
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object (the {what} of {how})")
-    return data
+    """A JSON object from ``path``; UserError naming the file and how to write it otherwise."""
+    return read_json(path, what, f"write it with {how}", obj=True)
 
 
 def _is_num(v: Any) -> bool:
@@ -294,8 +278,8 @@ def _training_files(model: Path, registry: Registry) -> list[Path]:
     info = model / "version.json"
     if info.is_file():
         try:
-            source = json.loads(info.read_text(encoding="utf-8")).get("source")
-        except (OSError, ValueError):  # an unreadable version.json names no source
+            source = read_json(info, obj=True).get("source")
+        except UserError:  # an unreadable version.json names no source
             source = None
         if source and Path(source).is_dir():
             found = [Path(source) / f for f in TRAIN_FILES if (Path(source) / f).is_file()]
@@ -478,17 +462,6 @@ def gate_candidate(
     )
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file and ``os.replace``: a reader sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def record_gate(
     candidate: str,
     registry: Registry,
@@ -516,7 +489,7 @@ def record_gate(
         "evidence": {k: None if v is None else str(v) for k, v in (evidence or {}).items()},
     }
     out = path / GATE_RECORD
-    _write_atomic(out, json.dumps(record, indent=1) + "\n")
+    write_text(out, json.dumps(record, indent=1) + "\n")
     if (path / "version.json").is_file() and (path / "MODEL_CARD.md").is_file():
-        _write_atomic(path / "MODEL_CARD.md", render_model_card(path.name, path))
+        write_text(path / "MODEL_CARD.md", render_model_card(path.name, path))
     return out

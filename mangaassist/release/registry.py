@@ -5,6 +5,7 @@ Layout under the root (``--root``, ``$MANGAASSIST_REGISTRY`` or ``./registry``):
     versions/v1/          a run directory (loadable by load_run) plus version.json and MODEL_CARD.md
     versions/v2/ ...
     champion.json         {"version": "v2", "previous": ["v1"], "updated_at": ...}
+    gate_set.jsonl        the fixed set every gate compares on (``registry gate-set FILE``)
     history.jsonl         one JSON object per register / promote / rollback, appended
     .lock                 flock'd by every writer, so two writers cannot interleave
 
@@ -34,12 +35,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mangaassist.atomic import write_json
+from mangaassist.atomic import file_sha256, write_json
+from mangaassist.data.schema import Example, write_examples
 from mangaassist.errors import UserError
 from mangaassist.evaluation.artifacts import check_run_dir
-from mangaassist.inference.bundle import file_sha256, tokenizer_sha256
+from mangaassist.inference.bundle import tokenizer_sha256
 
 ENV_ROOT = "MANGAASSIST_REGISTRY"
+GATE_SET_FILE = "gate_set.jsonl"  # the registry's fixed comparison set, under its root
 _VERSION = re.compile(r"^v(\d+)$")
 # What a version keeps of a run: small files copied, the checkpoint and splits hard-linked.
 _COPY = (
@@ -249,3 +252,54 @@ class Registry:
                 {"event": "rollback", "version": target, "from": state.get("version")}
             )
         return target
+
+    def set_gate_set(self, examples: list[Example], source: str, replace: bool = False) -> dict:
+        """Make ``examples`` the registry's fixed gate set (``<root>/gate_set.jsonl``), once.
+
+        Every later ``mangaassist gate`` without ``--data`` compares candidate and champion on
+        it, so it is fixed: a different set already configured is refused unless ``replace``
+        (decisions made on the old set stop being comparable with new ones). Written
+        atomically under the registry lock, and recorded in ``history.jsonl``.
+
+        Args:
+            examples: the labelled messages (already read and validated).
+            source: where they came from, for the history.
+            replace: allow replacing a different gate set.
+
+        Returns:
+            ``{"n", "sha256", "changed"}``; ``changed`` False when the same set was there.
+
+        Raises:
+            UserError: no examples, or a different gate set is configured and not ``replace``.
+        """
+        if not examples:
+            raise UserError(f"{source}: no examples; a gate set needs labelled messages")
+        path = self.root / GATE_SET_FILE
+        with self._locked():
+            old = file_sha256(path) if path.is_file() else None
+            tmp = self.root / f".{GATE_SET_FILE}.new-{os.getpid()}"
+            try:
+                write_examples(examples, tmp)
+                sha = file_sha256(tmp)
+                if old == sha:
+                    return {"n": len(examples), "sha256": sha, "changed": False}
+                if old is not None and not replace:
+                    raise UserError(
+                        f"{path}: this registry already has a gate set (sha256 {old[:12]}), and "
+                        "gates compare every candidate on that one set; replacing it makes "
+                        "decisions taken on it incomparable with later ones. Pass --replace "
+                        "to replace it anyway"
+                    )
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            self._append_history(
+                {
+                    "event": "gate_set",
+                    "n": len(examples),
+                    "sha256": sha,
+                    "source": source,
+                    "replaced": old,
+                }
+            )
+        return {"n": len(examples), "sha256": sha, "changed": True}

@@ -44,13 +44,12 @@ from mangaassist.errors import UserError
 from mangaassist.evaluation.artifacts import check_run_dir
 from mangaassist.evaluation.settings import load_eval_settings, load_gate_settings
 from mangaassist.monitor.settings import RetrainCosts
-from mangaassist.release.registry import Registry
+from mangaassist.release.registry import GATE_SET_FILE, Registry
 from mangaassist.retrain.labels import LabelFile, read_label_file
 from mangaassist.retrain.merge import FOLDER, VERSION_FILE, MergeResult, merge_labels, write_merge
 from mangaassist.retrain.settings import RetrainSettings, load_retrain_settings
 
 REPORT_FILE = "report.json"
-GATE_SET_FILE = "gate_set.jsonl"  # as mangaassist.release.promotion (imported lazily: torch)
 _VERSION = re.compile(r"^v\d+$")
 Log = Callable[[str], None]
 

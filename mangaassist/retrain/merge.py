@@ -33,7 +33,6 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -41,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mangaassist.atomic import write_json, write_text
+from mangaassist.atomic import file_sha256, write_json, write_text
 from mangaassist.data.normalize import dedup_key
-from mangaassist.data.schema import Example, example_line, write_examples
+from mangaassist.data.schema import Example, write_examples
 
 PROTECTED = ("test", "golden", "gate_set")  # held out: never trained on
 REASONS = (
@@ -115,23 +114,6 @@ def merge_labels(
             result.dropped.append({**d, "detail": detail} if detail else d)
     result.train += result.added
     return result
-
-
-def sha256_examples(examples: Sequence[Example]) -> str:
-    """sha256 of ``examples`` as :func:`~mangaassist.data.schema.write_examples` writes them."""
-    digest = hashlib.sha256()
-    for ex in examples:
-        digest.update(example_line(ex).encode("utf-8"))
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_merge(

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mangaassist.atomic import write_text
 from mangaassist.errors import UserError
 
 LAG_WARN_MS = 2.0  # send lag p99 (ms) above this: the client, not the server, may limit
@@ -343,8 +344,7 @@ def _cli(args: argparse.Namespace) -> int:
         print(format_line(out))
         errors = out["errors"]
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+        write_text(args.out, json.dumps(out, indent=1) + "\n")
     return 1 if args.fail_on_error and errors else 0
 
 

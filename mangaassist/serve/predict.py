@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
+from mangaassist.atomic import write_text
 from mangaassist.errors import UserError
 
 
@@ -54,7 +54,7 @@ def _predict(args: argparse.Namespace) -> int:
                 for t, a in zip(texts, answers, strict=True)]  # fmt: skip
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         if args.out:
-            Path(args.out).write_text(lines, encoding="utf-8")
+            write_text(args.out, lines)
             print(f"[PREDICT] n={len(rows)} out={args.out} model_version={bundle.version}")
         else:
             sys.stdout.write(lines)

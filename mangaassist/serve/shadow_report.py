@@ -37,6 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 import mangaassist
 from mangaassist.data.schema import INTENTS
 from mangaassist.errors import UserError
+from mangaassist.training.lines import percent
 
 DEFAULT_CONFIG = (
     Path(mangaassist.__file__).resolve().parents[1] / "conf" / "shadow" / "default.yaml"
@@ -347,13 +348,9 @@ def shadow_report(
     }
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
-
-
 def format_line(report: Mapping[str, Any]) -> str:
     """The one ``[SHADOW] agreement_with_champion=..% disagreement_rate=..% ...`` line."""
-    agree = _pct(report["agreement_with_champion"])
+    agree = percent(report["agreement_with_champion"])
     # From the rounded agreement, so that the two printed shares always add up to 100.0%.
     disagree = f"{100 - float(agree):.1f}"
     line = (
@@ -365,8 +362,8 @@ def format_line(report: Mapping[str, Any]) -> str:
     lab = report.get("labelled")
     if lab and lab["n"]:
         line += (
-            f" labelled={lab['n']} acc_champion={_pct(lab['champion']['acc'])}%"
-            f" acc_candidate={_pct(lab['candidate']['acc'])}%"
+            f" labelled={lab['n']} acc_champion={percent(lab['champion']['acc'])}%"
+            f" acc_candidate={percent(lab['candidate']['acc'])}%"
             f" mcnemar_p={lab['mcnemar']['p_value']:.3g}"
         )
     return line

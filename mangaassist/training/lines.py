@@ -29,6 +29,18 @@ _TAG = re.compile(r"^\[[A-Z][A-Z0-9_]*\] ")
 LOGGER = "mangaassist.lines"
 
 
+def percent(value: float | None, digits: int = 1) -> str:
+    """A share as the lines print it: percent with ``digits`` decimals, ``na`` when missing.
+
+    Example:
+        >>> percent(0.9123), percent(0.9123, 2), percent(None), percent(float("nan"))
+        ('91.2', '91.23', 'na', 'na')
+    """
+    if value is None or math.isnan(value):
+        return "na"
+    return f"{100 * value:.{digits}f}"
+
+
 def figure(key: str, value: float | None) -> str:
     """One figure as the logs print it: shares in percent, a missing rare recall named.
 
@@ -39,7 +51,7 @@ def figure(key: str, value: float | None) -> str:
     if value is None or math.isnan(value):
         return NO_RARE if key == "rare_recall" else "na"
     if key in PERCENT:
-        return f"{100 * value:.1f}"
+        return percent(value)
     return format(value, _PLAIN.get(key, ".4g"))
 
 

@@ -26,29 +26,15 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from mangaassist.atomic import write_json, write_text
-from mangaassist.checkpoint import load_checkpoint
+from mangaassist.checkpoint import CHECKPOINT, load_checkpoint, require_model_files
 from mangaassist.data.normalize import normalize_text
 from mangaassist.errors import UserError
 from mangaassist.model.module import IntentClassifier
 
-REQUIRED = (
-    "config.yaml",
-    "labels.json",
-    "backbone/config.json",
-    "tokenizer",
-    "checkpoints/best.ckpt",
-)
 
-
-def require_run_files(run_dir: Path, checkpoint: str = "checkpoints/best.ckpt") -> None:
+def require_run_files(run_dir: Path, checkpoint: str = CHECKPOINT) -> None:
     """Raise a UserError naming every model file ``run_dir`` lacks (``checkpoint`` included)."""
-    files = [f for f in REQUIRED if f != "checkpoints/best.ckpt"] + [checkpoint]
-    missing = [f for f in files if not (run_dir / f).exists()]
-    if missing:
-        raise UserError(
-            f"{run_dir} is not a complete run directory: missing {missing}. "
-            "Pass the folder a training run wrote (outputs/.../<time>)"
-        )
+    require_model_files(run_dir, checkpoint)
 
 
 def save_run_files(
@@ -99,7 +85,7 @@ class LoadedRun:
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), dtype=np.float32)
 
 
-def load_run(run_dir: str | Path, checkpoint: str = "checkpoints/best.ckpt") -> LoadedRun:
+def load_run(run_dir: str | Path, checkpoint: str = CHECKPOINT) -> LoadedRun:
     """Rebuild the model of a run directory on CPU, in eval mode, from its own files only.
 
     Raises:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mangaassist.atomic import file_sha256
 from mangaassist.checkpoint import CHECKPOINT
 from mangaassist.data.normalize import normalize_text
 from mangaassist.errors import UserError
@@ -50,15 +51,6 @@ DEFAULT_CACHE = "distill/teacher_logits.safetensors"  # inside the student's run
 def text_key(text: str) -> bytes:
     """sha256 (32 bytes) of the normalised message: the cache's key for one text."""
     return hashlib.sha256(normalize_text(text).encode("utf-8")).digest()
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_same_labels(teacher: Sequence[str], student: Sequence[str], where: str = "") -> None:

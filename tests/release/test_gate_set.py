@@ -120,3 +120,40 @@ def test_a_model_without_its_train_split_is_unverified_not_clean(tmp_path, no_mo
     (cand / "data" / "val_seen_in_training.jsonl").write_text(jsonl("y"))
     with pytest.raises(UserError, match="1 in "):
         gate_candidate(str(cand), reg, EvalSettings(), GateSettings(), log=lines.append)
+
+
+def test_registry_gate_set_command_configures_the_set_once(tmp_path, capsys):
+    from mangaassist.cli import main
+
+    reg = Registry(tmp_path / "reg")
+    reg.register(fake_run(tmp_path / "champ", train=("Where is my order??", "hello")))
+    reg.promote("v1")
+    root = ["registry", "--root", str(reg.root), "gate-set"]
+    # A set the champion trained on would make every gate refuse: refused now, nothing written.
+    dirty = tmp_path / "dirty.jsonl"
+    dirty.write_text(jsonl("where is my order", "a fresh message"))
+    assert main([*root, str(dirty)]) == 2
+    assert "1 of its 2 messages are in the champion v1's training data" in capsys.readouterr().err
+    assert not (reg.root / GATE_SET_FILE).exists()
+    # A held-out set is copied in, hashed, recorded, and from then on is the gate's default.
+    held = tmp_path / "held_out.jsonl"
+    held.write_text(jsonl("a fresh message", "is vol 12 in stock"))
+    assert main([*root, str(held)]) == 0
+    out = capsys.readouterr().out
+    assert "[REGISTRY] event=gate_set n=2 " in out and "changed=yes champion_overlap=0" in out
+    assert comparison_set(tmp_path, reg, GateSettings()) == (reg.root / GATE_SET_FILE, "registry")
+    event = reg.history()[-1]
+    assert event["event"] == "gate_set" and event["n"] == 2 and event["source"] == str(held)
+    assert event["sha256"] == promotion.file_sha256(reg.root / GATE_SET_FILE)
+    # Once: the same set again is a no-op; a different one is refused unless --replace.
+    assert main([*root, str(held)]) == 0 and "changed=no" in capsys.readouterr().out
+    other = tmp_path / "other.jsonl"
+    other.write_text(jsonl("something else entirely"))
+    assert main([*root, str(other)]) == 2
+    assert "already has a gate set" in capsys.readouterr().err
+    assert len(Registry(reg.root).history()) == 3  # register, promote, gate_set
+    assert main([*root, str(other), "--replace"]) == 0
+    assert [e["text"] for e in map(json.loads, (reg.root / GATE_SET_FILE).open())] == [
+        "something else entirely"
+    ]
+    assert reg.history()[-1]["replaced"] == event["sha256"]

@@ -248,3 +248,22 @@ def test_format_decision_lines(champion):
         line.startswith("[GATE] name=acc status=pass") and "mcnemar" in line for line in lines
     )
     assert any("name=golden_acc status=skip" in line for line in lines)
+
+
+def test_golden_floors_show_the_interval_and_say_within_noise():
+    y, p = predictions(0.9, n=500)
+    golden = scores(y, p)
+    lo = gate_golden_floors(golden, FAST)[0]
+    # A floor just under the point estimate: passed, but the interval reaches below it.
+    near = dataclasses.replace(FAST, golden_floors=GoldenFloors(acc=golden.acc - 0.005))
+    g = gate_golden_floors(golden, near)[0]
+    assert g.status == PASS and g.figures.endswith(": within noise"), g.figures
+    assert "(95% CI " in g.figures
+    far = dataclasses.replace(FAST, golden_floors=GoldenFloors(acc=golden.acc - 0.1))
+    assert gate_golden_floors(golden, far)[0].figures.endswith(": met")
+    above = dataclasses.replace(FAST, golden_floors=GoldenFloors(acc=golden.acc + 0.01))
+    g = gate_golden_floors(golden, above)[0]
+    assert g.status == FAIL and g.figures.endswith(": not met")
+    rare = gate_golden_floors(golden, FAST)[2]
+    assert "CI na" not in rare.figures and "(95% CI " in rare.figures
+    assert lo.figures.startswith(f"{100 * golden.acc:.2f} (95% CI ")

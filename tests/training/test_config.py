@@ -94,3 +94,20 @@ def test_averaging_is_off_unless_chosen(tmp_path):
     cfg = compose_cfg(["averaging=ema", "callbacks.weight_averaging.decay=0.99"], tmp_path)
     cb = instantiate(cfg.callbacks.weight_averaging)
     assert type(cb).__name__ == "EMAWeights" and cb.decay == 0.99
+
+
+def test_data_configs_share_a_base_that_is_no_dataset():
+    """The shared DataModule settings live in conf/data/_base.yaml, not in one dataset's file."""
+    import yaml
+
+    base = yaml.safe_load((CONF / "data" / "_base.yaml").read_text())
+    assert base["name"] == "???" and base["source"] == "???"  # must be named by each config
+    for stem in options("data"):
+        if stem == "_base":
+            continue
+        raw = yaml.safe_load((CONF / "data" / f"{stem}.yaml").read_text())
+        parent = raw["defaults"][0]
+        assert parent == "_base" or (CONF / "data" / f"{parent}.yaml").is_file(), stem
+        while parent != "_base":  # a variant (clinc150_imbalanced) inherits a dataset
+            parent = yaml.safe_load((CONF / "data" / f"{parent}.yaml").read_text())["defaults"][0]
+        assert "banking77" not in raw["defaults"] or stem == "banking77", stem
