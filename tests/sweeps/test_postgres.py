@@ -9,6 +9,7 @@ again, and the study must still reach ``n_trials`` finished trials, each number 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -39,7 +40,7 @@ def start_worker(url: str, out_dir: Path, seed: int, toy: Path, log: Path) -> su
         f"out_dir={out_dir}",
         f"seed={seed}",  # one per machine, as the README says
         "heartbeat_interval=1",
-        "grace_period=2",
+        "grace_period=3",  # heartbeats every 1 s: a busy CI machine may delay one
         f"train={json.dumps(base_overrides(toy))}",
     ]
     with log.open("w") as out:
@@ -48,9 +49,15 @@ def start_worker(url: str, out_dir: Path, seed: int, toy: Path, log: Path) -> su
         )
 
 
+@functools.cache
+def storage(url: str) -> optuna.storages.RDBStorage:
+    """One storage (one connection pool) for all the test's polling."""
+    return optuna.storages.RDBStorage(url)
+
+
 def trials(url: str) -> list[optuna.trial.FrozenTrial]:
     try:
-        return optuna.load_study(study_name="gamma_lr_decay", storage=url).get_trials()
+        return optuna.load_study(study_name="gamma_lr_decay", storage=storage(url)).get_trials()
     except KeyError:  # the first worker has not created the study yet
         return []
 
