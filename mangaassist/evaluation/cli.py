@@ -21,7 +21,13 @@ def _evaluate_bundle(args: argparse.Namespace) -> int:
     examples = artifacts.read_labelled(args.data, bundle.labels, args.model)
     predictor = Predictor.from_bundle(bundle, args.precision, num_threads=1)
     settings = load_eval_settings(path=Path(args.config) if args.config else None)
-    ev = evaluate_bundle(predictor, examples, settings=settings, time_it=not args.no_latency)
+    ev = evaluate_bundle(
+        predictor,
+        examples,
+        rare=bundle.rare_classes,
+        settings=settings,
+        time_it=not args.no_latency,
+    )
     context = {
         "model": str(args.model),
         "data": str(args.data),

@@ -32,7 +32,12 @@ from pathlib import Path
 import mangaassist.data
 from mangaassist.data.schema import read_examples
 from mangaassist.errors import UserError
-from mangaassist.evaluation.artifacts import check_run_dir, read_calibration, read_labels
+from mangaassist.evaluation.artifacts import (
+    check_run_dir,
+    read_calibration,
+    read_labels,
+    run_rare_classes,
+)
 from mangaassist.export.int8 import quantize_checked
 from mangaassist.export.readme import NORMALIZATION, bundle_readme, routing_rule
 from mangaassist.inference.bundle import (
@@ -172,6 +177,9 @@ def _write_bundle(
             "pooling": str(model_cfg.get("pooling", "")),
             "num_labels": len(labels),
         },
+        # The run's rare classes (class_counts.json + data.module.rare_below), so that
+        # `mangaassist evaluate --model BUNDLE` reports rare-class recall as the run would.
+        "rare_classes": run_rare_classes(run_dir, run.config),
         "max_length": run.max_length,
         "opset": OPSET,
         "inputs": ["input_ids", "attention_mask"],

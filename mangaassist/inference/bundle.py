@@ -131,6 +131,11 @@ class Bundle:
         """The model version the bundle answers as (registry version, else run name + sha)."""
         return str(self.manifest.get("model_version") or f"bundle-{self.sha256[:8]}")
 
+    @property
+    def rare_classes(self) -> list[str]:
+        """The training run's rare classes (empty for bundles exported before they were kept)."""
+        return [str(c) for c in self.manifest.get("rare_classes", [])]
+
     def precisions(self) -> list[str]:
         """Precisions present in the bundle (``fp32`` always; ``int8`` when it was accepted)."""
         return [p for p, f in PRECISIONS.items() if f in self.manifest["files"]]

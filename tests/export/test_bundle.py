@@ -131,3 +131,24 @@ def test_refuses_to_overwrite_a_folder_that_is_not_a_bundle(run_dir, tmp_path):
     with pytest.raises(UserError, match="not an export bundle"):
         export_run(run_dir, tmp_path / "notes")
     assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
+
+
+def test_bundle_keeps_the_runs_rare_classes_for_evaluate(tiny_run, tmp_path):
+    """`evaluate --model BUNDLE` reports rare-class recall as `evaluate --model RUN` does."""
+    from mangaassist.evaluation.artifacts import run_rare_classes
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("export"))
+    counts = json.loads((run / "class_counts.json").read_text())
+    rare_label = sorted(counts)[0]
+    counts = {k: 1 if k == rare_label else 100 for k in counts}  # the toy is balanced
+    (run / "class_counts.json").write_text(json.dumps(counts))
+    rare = run_rare_classes(run)
+    assert rare == [rare_label]
+    bundle = export_run(run, tmp_path / "bundle")
+    assert open_bundle(bundle).rare_classes == rare
+    data = run / "data" / "val.jsonl"
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--model", str(bundle), "--data", str(data), "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["rare_classes"] == rare and metrics["rare_recall"] is not None
