@@ -140,6 +140,38 @@ def _seconds(name: str, width: str) -> int:
     return int(m[1]) * _UNIT_S[m[2]]
 
 
+def load_typed(schema: type, files: list[Path], file: Path, what: str, section: str | None = None):
+    """``schema`` (a dataclass) with the YAML ``files`` merged over it in order, checked.
+
+    Files that do not exist are passed over; ``section`` takes one key of each file instead
+    of the whole. Shared by the monitor, cost and retrain settings so that each reports a bad
+    key the same way.
+
+    Raises:
+        UserError: YAML that does not parse, a file that is not a mapping, an unknown key or a
+            value of the wrong type; names ``file``, the key and the valid keys.
+    """
+    keys = ", ".join(f.name for f in fields(schema))
+    try:
+        layers = []
+        for f in dict.fromkeys(files):
+            if not f.is_file():
+                continue
+            raw = OmegaConf.load(f)
+            if section is not None:
+                raw = (raw.get(section) if isinstance(raw, DictConfig) else None) or {}
+            elif not isinstance(raw, DictConfig):
+                raise UserError(f"{file}: {what} settings must be a mapping of: {keys}")
+            layers.append(raw)
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), *layers))
+    except UserError:
+        raise
+    except Exception as err:  # OmegaConf's key/type errors, or YAML that does not parse
+        key = getattr(err, "full_key", None) or "?"
+        msg = str(err).splitlines()[0]
+        raise UserError(f"{file}: bad {what} setting {key} ({msg}); the keys are: {keys}") from err
+
+
 def load_settings(path: str | Path | None = None) -> MonitorSettings:
     """The packaged ``conf/monitor/default.yaml``, with ``path``'s keys merged over it, checked.
 
@@ -154,19 +186,7 @@ def load_settings(path: str | Path | None = None) -> MonitorSettings:
     if not file.is_file():
         where = "" if path is not None else " (the packaged default; reinstall, or pass --config)"
         raise UserError(f"{file}: no monitor settings file{where}")
-    keys = ", ".join(f.name for f in fields(MonitorSettings))
-    try:
-        layers = [OmegaConf.load(f) for f in dict.fromkeys([DEFAULT_CONFIG, file]) if f.is_file()]
-        if not all(isinstance(x, DictConfig) for x in layers):
-            raise UserError(f"{file}: monitor settings must be a mapping of: {keys}")
-        merged = OmegaConf.merge(OmegaConf.structured(MonitorSettings), *layers)
-        s: MonitorSettings = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    except UserError:
-        raise
-    except Exception as err:  # OmegaConf's key/type errors, or YAML that does not parse
-        key = getattr(err, "full_key", None) or "?"
-        msg = str(err).splitlines()[0]
-        raise UserError(f"{file}: bad monitor setting {key} ({msg}); the keys are: {keys}") from err
+    s: MonitorSettings = load_typed(MonitorSettings, [DEFAULT_CONFIG, file], file, "monitor")
     _check(s, file)
     return s
 
@@ -239,18 +259,7 @@ def load_costs(path: str | Path | None = None) -> RetrainCosts:
     file = Path(path) if path is not None else RETRAIN_CONFIG
     if not file.is_file():
         raise UserError(f"{file}: no retrain settings file (its cost: section prices a retrain)")
-    keys = ", ".join(f.name for f in fields(RetrainCosts))
-    try:
-        sections = []
-        for f in dict.fromkeys([RETRAIN_CONFIG, file]):
-            raw = OmegaConf.load(f) if f.is_file() else None
-            sections.append((raw.get("cost") if isinstance(raw, DictConfig) else None) or {})
-        merged = OmegaConf.merge(OmegaConf.structured(RetrainCosts), *sections)
-        c: RetrainCosts = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    except Exception as err:  # OmegaConf's key/type errors, or YAML that does not parse
-        key = getattr(err, "full_key", None) or "?"
-        msg = str(err).splitlines()[0]
-        raise UserError(f"{file}: bad cost setting {key} ({msg}); the keys are: {keys}") from err
+    c: RetrainCosts = load_typed(RetrainCosts, [RETRAIN_CONFIG, file], file, "cost", "cost")
     check_costs(c, file)
     return c
 

@@ -11,13 +11,11 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
-
 from mangaassist.errors import UserError
-from mangaassist.monitor.settings import RETRAIN_CONFIG, RetrainCosts, check_costs
+from mangaassist.monitor.settings import RETRAIN_CONFIG, RetrainCosts, check_costs, load_typed
 
 REGISTER = ("pass", "always")
 
@@ -41,19 +39,7 @@ def load_retrain_settings(path: str | Path | None = None) -> RetrainSettings:
     file = Path(path) if path is not None else RETRAIN_CONFIG
     if not file.is_file():
         raise UserError(f"{file}: no retrain settings file")
-    keys = ", ".join(f.name for f in fields(RetrainSettings))
-    try:
-        layers = [OmegaConf.load(f) for f in dict.fromkeys([RETRAIN_CONFIG, file]) if f.is_file()]
-        if not all(isinstance(x, DictConfig) for x in layers):
-            raise UserError(f"{file}: retrain settings must be a mapping of: {keys}")
-        merged = OmegaConf.merge(OmegaConf.structured(RetrainSettings), *layers)
-        s: RetrainSettings = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    except UserError:
-        raise
-    except Exception as err:  # OmegaConf's key/type errors, or YAML that does not parse
-        key = getattr(err, "full_key", None) or "?"
-        msg = str(err).splitlines()[0]
-        raise UserError(f"{file}: bad retrain setting {key} ({msg}); the keys are: {keys}") from err
+    s: RetrainSettings = load_typed(RetrainSettings, [RETRAIN_CONFIG, file], file, "retrain")
     if s.register not in REGISTER:
         raise UserError(f"{file}: register={s.register!r}; use one of {REGISTER}")
     check_costs(s.cost, file)  # the same checks on the prices as the monitor makes
