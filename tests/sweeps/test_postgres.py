@@ -26,7 +26,8 @@ from tests.sweeps.postgres import postgres_url
 from tests.sweeps.test_sweep import base_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
-N_TRIALS = 8  # enough that the survivor starts trials past the grace period after the kill
+N_TRIALS = 8
+GRACE_S = 3  # s without a heartbeat before a RUNNING trial is dead
 DEADLINE_S = 300  # the whole test, both workers; a bound, not a speed check
 
 
@@ -40,7 +41,7 @@ def start_worker(url: str, out_dir: Path, seed: int, toy: Path, log: Path) -> su
         f"out_dir={out_dir}",
         f"seed={seed}",  # one per machine, as the README says
         "heartbeat_interval=1",
-        "grace_period=3",  # heartbeats every 1 s: a busy CI machine may delay one
+        f"grace_period={GRACE_S}",  # heartbeats every 1 s: a busy machine may delay one
         f"train={json.dumps(base_overrides(toy))}",
     ]
     with log.open("w") as out:
@@ -95,6 +96,13 @@ def test_two_workers_share_a_study_and_recover_a_killed_trial(tmp_path, toy_file
                     os.killpg(workers["b"].pid, signal.SIGKILL)
                     workers["b"].wait(timeout=10)
                     killed_number = running[0].number
+                    # The survivor fails a dead trial only when it starts one of its own past the
+                    # grace period: hold it that long so the check cannot race the study's end.
+                    os.killpg(workers["a"].pid, signal.SIGSTOP)
+                    time.sleep(GRACE_S + 1.5)
+                    os.killpg(workers["a"].pid, signal.SIGCONT)
+                    finished = sum(t.state == TrialState.COMPLETE for t in trials(url))
+                    assert finished <= N_TRIALS - 2, f"b was killed too late ({finished} finished)"
                 assert workers["b"].poll() is None or killed_number is not None, (
                     f"worker b ended before it could be killed mid-trial:\n{logs['b'].read_text()}"
                 )
