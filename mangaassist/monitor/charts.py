@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import textwrap
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -126,10 +127,10 @@ def rates(report: Report, keys: tuple[str, ...], title: str, threshold: str | No
         ax.text(
             0.5,
             0.5,
-            why if why.startswith("unavailable") else f"unavailable: {why}",
+            textwrap.fill(why if why.startswith("unavailable") else f"unavailable: {why}", 100),
             transform=ax.transAxes,
             ha="center",
-            wrap=True,
+            va="center",
             fontsize=9,
         )
     return _png(fig)
