@@ -128,6 +128,11 @@ def true_accuracy(sim: Path, drift_start: str | None, drift_end: str | None) -> 
     for name, where in (("all", "true"), ("no_drift", "NOT drift"), ("drifted", "drift")):
         n, acc = con.execute(f"SELECT count(*), avg(ok::INT) FROM j WHERE {where}").fetchone()
         out[name] = {"n": n, "acc": None if acc is None else round(acc, 4)}
+    tags = con.execute(  # per message tag (jp, hit_title, slang, html_entities, all_caps)
+        "SELECT tag, count(*), avg(ok::INT) FROM (SELECT unnest(tags) AS tag, ok FROM j) "
+        "GROUP BY tag ORDER BY tag"
+    ).fetchall()
+    out["by_tag"] = {t: {"n": n, "acc": round(a, 4)} for t, n, a in tags}
     if drift_start:  # during the drift window, drifted or not (what the monitor sees)
         end = drift_end or "9999-01-01T00:00:00+00:00"
         n, acc = con.execute(
@@ -324,6 +329,8 @@ def main() -> int:
         report = json.loads((sim / "monitor" / "monitor.json").read_text())
         info = json.loads((sim / "scenario.json").read_text())
         res = score(name, sim, stdout, report, info)
+        if sim_s is None:  # --reuse: keep the time the simulation took when it was made
+            sim_s = results.get(name, {}).get("seconds", {}).get("simulate")
         res["seconds"] = {
             "simulate": None if sim_s is None else round(sim_s, 1),
             "monitor": round(mon_s, 1),
