@@ -81,12 +81,19 @@ def test_two_workers_share_a_study_and_recover_a_killed_trial(tmp_path, toy_file
         logs = {name: tmp_path / f"{name}.log" for name in out_dirs}
         workers: dict[str, subprocess.Popen] = {}
         try:
-            workers["a"] = start_worker(url, out_dirs["a"], 0, toy_file, logs["a"])
-            time.sleep(3)  # let worker a create the study; b then loads it, as a second machine
+            # b, the worker to be killed, starts first and creates the study; a joins once b is
+            # in its first trial, as a second machine. Started the other way round, a slow start
+            # of b (a loaded CI machine) let a finish 6 of the 8 trials before b's second began,
+            # too late for a to start another trial and so fail b's dead one.
+            deadline = time.monotonic() + DEADLINE_S
             workers["b"] = start_worker(url, out_dirs["b"], 1, toy_file, logs["b"])
+            while not any(t.state == TrialState.RUNNING for t in trials(url)):
+                assert workers["b"].poll() is None, logs["b"].read_text()[-3000:]
+                assert time.monotonic() < deadline, "worker b never started a trial"
+                time.sleep(0.2)
+            workers["a"] = start_worker(url, out_dirs["a"], 0, toy_file, logs["a"])
 
             # Kill b in the middle of its second trial (after it has finished one).
-            deadline = time.monotonic() + DEADLINE_S
             killed_number = None
             while killed_number is None and time.monotonic() < deadline:
                 mine = [t for t in trials(url) if owner(t, out_dirs) == "b"]
