@@ -22,6 +22,7 @@ def write_table(
     published_path: str | Path | None = None,
     kept: dict[str, str] | None = None,
     keep: str | Path | None = None,
+    served: bool = False,
 ) -> list[str]:
     """Find the runs, write one table's files into ``out_dir``, return the lines to print.
 
@@ -36,12 +37,17 @@ def write_table(
             ``patterns`` (the files do not record them).
         keep: ``benchmarks`` only: an earlier ``benchmarks.csv`` whose rows for data sets
             and models nothing in ``patterns`` rebuilds are carried over, marked as such.
+        served: ``models`` only: time every run's exported bundle (fp32 and int8) in this
+            process and take latency, throughput and golden accuracy from that bench
+            (:mod:`mangaassist.comparison.served`; ``served.json`` in ``out_dir``).
 
     Raises:
         UserError: unknown table, no runs found, or bad settings.
     """
     if table not in TABLES:
         raise UserError(f"unknown table '{table}'; use one of {list(TABLES)}")
+    if served and table != "models":
+        raise UserError(f"--served times the bundles of the models table only, not '{table}'")
     if keep is not None and table != "benchmarks":
         raise UserError(f"--keep carries over rows of the benchmarks table only, not '{table}'")
     settings = load_settings(settings_path)
@@ -61,8 +67,26 @@ def write_table(
     if table == "models":
         from mangaassist.comparison.model_selection import models_table
 
-        return models_table(runs, failed, out_dir, settings.models)
+        bench = _served(runs, out_dir) if served else ()
+        return models_table(runs, failed, out_dir, settings.models, bench)
     from mangaassist.comparison.benchmarks import benchmarks_table, kept_rows
 
     rows = kept_rows(Path(keep)) if keep is not None else ()
     return benchmarks_table(runs, failed, out_dir, published.get("benchmarks"), rows)
+
+
+def _served(runs, out_dir: Path):  # -> list[mangaassist.comparison.served.Served]
+    """The one-process bench of every run's bundle, on the first run's validation messages."""
+    from mangaassist.comparison.served import bench_served, write_served
+    from mangaassist.data.schema import read_examples
+    from mangaassist.evaluation.after_training import GOLDEN
+
+    if not runs:
+        raise UserError("--served: no finished runs to time")
+    val = runs[0].path / "data" / "val.jsonl"
+    if not val.is_file():
+        raise UserError(f"{val}: missing; --served times on the run's validation messages")
+    texts = [e.text for e in read_examples(val)]
+    rows = bench_served(runs, texts, read_examples(GOLDEN))
+    write_served(rows, out_dir / "served.json")
+    return rows

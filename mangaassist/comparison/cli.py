@@ -2,6 +2,7 @@
 
     mangaassist compare RUN_DIR_OR_GLOB... [--out DIR] [--by loss|model|data|KEY]
     mangaassist compare ablation|models|benchmarks RUNS... [--out DIR]
+    mangaassist compare models RUNS... --served --out DIR   # time the bundles, fp32 and int8
     mangaassist compare benchmarks DIR/eval_summary_*.json --data NAME --model NAME \
         [--keep OLD/benchmarks.csv] --out DIR
 
@@ -38,6 +39,7 @@ def _compare(args: argparse.Namespace) -> int:
         published_path=args.published,
         kept={"data": args.data, "model": args.model} if args.data or args.model else None,
         keep=args.keep,
+        served=args.served,
     ):
         print(line)
     return 0
@@ -77,6 +79,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--by",
         help="group/sort key: loss, model, data or any dotted config key "
         "(ablation default: conf/comparison ablation.by)",
+    )
+    cmp.add_argument(
+        "--served",
+        action="store_true",
+        help="models: time every run's exported bundle (fp32 and int8, ONNX Runtime, one "
+        "thread) in this process, interleaved, for latency, batch-32 throughput and golden "
+        "accuracy (export each run first: mangaassist export RUN --quantize int8)",
     )
     cmp.add_argument("--config", help="settings YAML (default conf/comparison/default.yaml)")
     cmp.add_argument(

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mangaassist.atomic import write_text
+from mangaassist.comparison.plots import frontier
 from mangaassist.comparison.runs import FailedRun, RunRecord
+from mangaassist.comparison.served import Served
 from mangaassist.comparison.serving_cost import cost_per_point, serving_cost, weights_info
 from mangaassist.comparison.settings import ModelSettings
 from mangaassist.comparison.tables import DASH, markdown, mean_std, num, pct, write_csv
@@ -41,6 +43,12 @@ class ModelRow:
     monthly_usd: float | None = None
     usd_per_point: float | None = None
     unavailable: str | None = None
+    precision: str = "fp32"
+    rare_recall: float | None = None  # test split, shown beside
+    golden_acc: float | None = None  # shown beside, never used to choose
+    golden_ci: tuple[float, float] | None = None  # 95% (Wilson when timed by --served)
+    train_minutes: float | None = None
+    b32_msgs_per_s: float | None = None  # --served: sustained throughput at batch 32
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -63,10 +71,48 @@ def _peak_rss(runs: Sequence[RunRecord]) -> float | None:
     return max(peaks) if peaks else None
 
 
+def _served_mean(served: Sequence[Served], model: str, precision: str, key: str) -> float | None:
+    values = [getattr(x, key) for x in served if x.model == model and x.precision == precision]
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _apply_served(row: ModelRow, served: Sequence[Served]) -> None:
+    """Latency, throughput and golden accuracy of ``row`` from the bench, where it timed it."""
+    for key in ("p50_ms", "p95_ms", "b32_msgs_per_s", "golden_acc"):
+        setattr(row, key, _served_mean(served, row.model, row.precision, key))
+    lo = _served_mean(served, row.model, row.precision, "golden_lo")
+    hi = _served_mean(served, row.model, row.precision, "golden_hi")
+    row.golden_ci = None if lo is None or hi is None else (lo, hi)
+    row.runtime = "onnxruntime (--served)"
+
+
+def _int8_row(fp32: ModelRow, served: Sequence[Served], run_dir: Path) -> ModelRow | None:
+    """The int8 graph of a candidate as its own row; None when no int8 was timed."""
+    if not any(x.model == fp32.model and x.precision == "int8" for x in served):
+        return None
+    row = ModelRow(**{**vars(fp32), "precision": "int8"})
+    _apply_served(row, served)
+    delta = _served_mean(served, fp32.model, "int8", "int8_val_macro_f1_delta")  # points
+    # Validation macro F1 of the int8 graph: the fp32 figure moved by the export's own int8
+    # check (both graphs scored on the same validation messages when the bundle was made).
+    row.quality = None if delta is None or fp32.quality is None else fp32.quality + delta / 100
+    int8 = run_dir / "export" / "model.int8.onnx"
+    row.weights_mb = int8.stat().st_size / 2**20 if int8.is_file() else None
+    return row
+
+
 def model_rows(
-    runs: Sequence[RunRecord], failed: Sequence[FailedRun], s: ModelSettings
+    runs: Sequence[RunRecord],
+    failed: Sequence[FailedRun],
+    s: ModelSettings,
+    served: Sequence[Served] = (),
 ) -> list[ModelRow]:
-    """One row per candidate (then any other model with runs), costed."""
+    """One row per candidate (then any other model with runs), costed.
+
+    With ``served`` (:func:`mangaassist.comparison.served.bench_served`), latency, throughput
+    and golden accuracy come from that one bench, and each int8 graph is a row of its own.
+    """
     by_model: dict[str, list[RunRecord]] = {}
     for r in runs:
         by_model.setdefault(r.model, []).append(r)
@@ -90,11 +136,21 @@ def model_rows(
         row.runtime = "+".join(sorted({t for r in group if (t := r.timed_by)})) or None
         row.params, row.weights_mb = weights_info(group[0].path)
         row.peak_rss_mb = _peak_rss(group)
-        latency = getattr(row, s.capacity_latency)
-        if latency:
-            cost = serving_cost(latency, s)
-            row.instances, row.monthly_usd = cost.instances, cost.monthly_usd
-        rows.append(row)
+        row.rare_recall, row.train_minutes = (
+            _mean(group, "test/rare_recall"),
+            _mean(group, "train_minutes"),
+        )
+        row.golden_acc = _mean(group, "golden/acc")
+        family = [row]
+        if any(x.model == name for x in served):
+            _apply_served(row, served)
+            family.append(_int8_row(row, served, group[0].path))
+        for r in filter(None, family):
+            latency = getattr(r, s.capacity_latency)
+            if latency:
+                cost = serving_cost(latency, s)
+                r.instances, r.monthly_usd = cost.instances, cost.monthly_usd
+            rows.append(r)
     costed = [r for r in rows if r.monthly_usd is not None and r.quality is not None]
     if costed:
         ref = min(costed, key=lambda r: (r.monthly_usd, -r.quality))
@@ -104,6 +160,11 @@ def model_rows(
                     r.monthly_usd, r.quality, ref.monthly_usd, ref.quality
                 )
     return rows
+
+
+def label(r: ModelRow) -> str:
+    """The row's name: the model, with `` int8`` for its quantised graph."""
+    return r.model if r.precision == "fp32" else f"{r.model} {r.precision}"
 
 
 def decide(rows: Sequence[ModelRow], s: ModelSettings) -> tuple[str, str]:
@@ -118,38 +179,48 @@ def decide(rows: Sequence[ModelRow], s: ModelSettings) -> tuple[str, str]:
     tol = s.f1_tolerance_points
     within = f"within {tol:g} point{'' if tol == 1 else 's'} of the best {s.quality_metric}"
     if not ok:
-        p95 = ", ".join(f"{r.model} {num(r.p95_ms, 1)} ms" for r in near)
+        p95 = ", ".join(f"{label(r)} {num(r.p95_ms, 1)} ms" for r in near)
         return "none", (
-            f"no model {within} ({best.model} {pct(best.quality)}) has P95 under "
+            f"no model {within} ({label(best)} {pct(best.quality)}) has P95 under "
             f"{s.p95_budget_ms:g} ms: {p95}"
         )
     pick = min(ok, key=lambda r: (r.monthly_usd, -r.quality, r.p95_ms))
-    return pick.model, (
-        f"cheapest model {within} ({best.model} {pct(best.quality)}) with P95 under "
+    return label(pick), (
+        f"cheapest model {within} ({label(best)} {pct(best.quality)}) with P95 under "
         f"{s.p95_budget_ms:g} ms: {pct(pick.quality)} {s.quality_metric}, "
         f"P95 {pick.p95_ms:.1f} ms, {pick.instances} x {s.instance_type} = "
         f"${pick.monthly_usd:,.0f}/month"
     )
 
 
+def _golden_cell(r: ModelRow) -> str:
+    if r.golden_ci is None:
+        return pct(r.golden_acc)
+    return f"{pct(r.golden_acc)} ({pct(r.golden_ci[0])}-{pct(r.golden_ci[1])})"
+
+
 def _cells(r: ModelRow, s: ModelSettings) -> list[str]:
     if r.unavailable:
-        return [r.model, "0", "not available", *[DASH] * 11, _short(r.unavailable)]
+        return [r.model, "0", "not available", *[DASH] * 15, _short(r.unavailable)]
     per_point = "reference" if r.usd_per_point is None and r.monthly_usd is not None else DASH
     if r.usd_per_point is not None:
         per_point = f"{r.usd_per_point:,.0f}"
     return [
-        r.model,
+        label(r),
         str(r.n),
         pct(r.quality),
         pct(r.acc),
         pct(r.macro_f1),
+        pct(r.rare_recall),
+        _golden_cell(r),
         num(r.p50_ms, 1),
         num(r.p95_ms, 1) + ("" if r.p95_ms is None or r.p95_ms < s.p95_budget_ms else " (over)"),
         r.runtime or DASH,
+        DASH if r.b32_msgs_per_s is None else f"{r.b32_msgs_per_s:,.0f}",
         DASH if r.params is None else f"{r.params / 1e6:.1f}",
         num(r.weights_mb, 1),
         num(r.peak_rss_mb, 0),
+        num(r.train_minutes, 1),
         DASH if r.instances is None else str(r.instances),
         DASH if r.monthly_usd is None else f"{r.monthly_usd:,.0f}",
         per_point,
@@ -158,14 +229,21 @@ def _cells(r: ModelRow, s: ModelSettings) -> list[str]:
 
 
 def models_table(
-    runs: Sequence[RunRecord], failed: Sequence[FailedRun], out_dir: Path, s: ModelSettings
+    runs: Sequence[RunRecord],
+    failed: Sequence[FailedRun],
+    out_dir: Path,
+    s: ModelSettings,
+    served: Sequence[Served] = (),
 ) -> list[str]:
-    """Write ``models.md`` / ``models.csv``; returns ``[MODEL_BENCH]`` and ``[DECISION]`` lines."""
-    rows = model_rows(runs, failed, s)
+    """Write ``models.md`` / ``models.csv`` (and ``frontier.png``); returns ``[MODEL_BENCH]``
+    and ``[DECISION]`` lines. ``served``: the one-process bench of the bundles (see model_rows).
+    """
+    rows = model_rows(runs, failed, s, served)
     selected, reason = decide(rows, s)
     headers = [
         "model", "runs", f"{s.quality_metric} % (ranks)", "test acc %", "test macro F1 %",
-        "P50 ms", "P95 ms", "runtime", "params (M)", "weights MB", "train peak RSS MB",
+        "test rare recall %", "golden acc % (95% CI)", "P50 ms", "P95 ms", "runtime",
+        "batch-32 msg/s", "params (M)", "weights MB", "train peak RSS MB", "train min",
         "instances", "USD/month", "USD/month per extra point", "note",
     ]  # fmt: skip
     out_dir = Path(out_dir)
@@ -177,8 +255,16 @@ def models_table(
         "",
         markdown(headers, [_cells(r, s) for r in rows]),
         "",
-        "Latency: batch-1 as served (eval/summary.json, one thread), on the runtime named beside "
-        "it (ONNX Runtime serves; PyTorch eager is slower: compare rows timed alike). "
+        (
+            "Latency, batch-32 throughput and golden accuracy: every bundle timed in one process "
+            "by `--served` (fp32 and int8 graphs, ONNX Runtime, one thread, interleaved rounds; "
+            "served.json); golden interval 95% Wilson. An int8 row's validation figure is the "
+            "fp32 one moved by the export's int8 check on validation. "
+            if served
+            else "Latency: batch-1 as served (eval/summary.json, one thread), on the runtime "
+            "named beside it (ONNX Runtime serves; PyTorch eager is slower: compare rows timed "
+            "alike). "
+        ),
         f"Cost: capacity per instance = {s.workers_per_instance} workers x 1000 / {lat} ms "
         f"x {s.utilisation:g} utilisation; "
         f"instances = max({s.min_instances}, ceil({s.target_rps:g} req/s / capacity)); "
@@ -190,19 +276,25 @@ def models_table(
         "",
         f"**Decision:** selected={selected}: {reason}",
     ]
+    points = [(label(r), r.p95_ms, 100 * r.quality) for r in rows if r.p95_ms and r.quality]
+    if points:
+        frontier(points, s.p95_budget_ms, out_dir / "frontier.png")
+        md[4:4] = ["![frontier](frontier.png)", ""]
     write_text(out_dir / "models.md", "\n".join(md) + "\n")
     lines = []
     for r in rows:
         if r.unavailable:
             why = _short(r.unavailable)
-            lines.append(f'[MODEL_BENCH] model={r.model} status=not_available reason="{why}"')
+            lines.append(f'[MODEL_BENCH] model={label(r)} status=not_available reason="{why}"')
             continue
         monthly = DASH if r.monthly_usd is None else f"{r.monthly_usd:.2f}"
         lines.append(
-            f"[MODEL_BENCH] model={r.model} n={r.n} quality={pct(r.quality)} "
+            f"[MODEL_BENCH] model={label(r)} n={r.n} quality={pct(r.quality)} "
             f"acc={pct(r.acc)} macro_f1={pct(r.macro_f1)} "
             f"p50_ms={num(r.p50_ms, 2)} p95_ms={num(r.p95_ms, 2)} "
             f"params_m={DASH if r.params is None else f'{r.params / 1e6:.1f}'} "
+            f"golden_acc={pct(r.golden_acc)} b32_msgs_per_s={num(r.b32_msgs_per_s, 0)} "
+            f"train_min={num(r.train_minutes, 1)} "
             f"weights_mb={num(r.weights_mb, 1)} instances={r.instances or DASH} "
             f"monthly_usd={monthly}"
         )

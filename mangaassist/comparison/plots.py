@@ -79,3 +79,35 @@ def headline_bars(
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, Path(path))
+
+
+def frontier(points: Sequence[tuple[str, float, float]], budget_ms: float, path: Path) -> Path:
+    """Quality against served P95, one point per (candidate, precision), the Pareto front joined.
+
+    Args:
+        points: ``(label, p95_ms, quality_percent)`` per row of the models table.
+        budget_ms: the P95 budget, drawn as a vertical line.
+        path: the PNG to write.
+
+    Returns:
+        ``path``.
+    """
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    for label, x, y in points:
+        ax.scatter([x], [y], s=30, marker="s" if label.endswith("int8") else "o")
+        ax.annotate(label, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7)
+    # Pareto front: no other point is both faster and better.
+    front = sorted(
+        (p for p in points if not any(q[1] <= p[1] and q[2] > p[2] for q in points if q != p)),
+        key=lambda p: p[1],
+    )
+    if len(front) > 1:
+        ax.plot([p[1] for p in front], [p[2] for p in front], ls="--", lw=1, color="grey")
+    ax.axvline(budget_ms, color="red", lw=1, alpha=0.6, label=f"P95 budget {budget_ms:g} ms")
+    ax.set_xlabel("served P95 batch-1 latency (ms, ONNX Runtime, 1 thread)")
+    ax.set_ylabel("validation macro F1 (%)")
+    ax.set_title("Accuracy-latency frontier (o fp32, s int8; dashed: Pareto front)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
