@@ -31,7 +31,8 @@ Measures (all shares are of the examples they name):
 - low-quality synthetic rows: suspect labels plus template placeholders, truncation,
   another language (es/fr/de/pt stopwords), repeated phrases;
 - token lengths (the tokenizer if given, else a word/punctuation count x 1.3) and the
-  share that ``max_length`` truncates.
+  messages that ``max_length`` truncates: their count, share and how many tokens they lose
+  (p50/p95/max of the excess), since a long message cut at 128 tokens loses its end.
 """
 
 from __future__ import annotations
@@ -314,6 +315,37 @@ def token_lengths(texts: list[str], tokenizer: Any = None, batch: int = 2048) ->
     return np.array(out, dtype=np.int64)
 
 
+def truncation(lengths: np.ndarray, max_length: int) -> dict[str, Any]:
+    """The messages longer than ``max_length`` tokens, and how many tokens they lose.
+
+    Args:
+        lengths: (N,) token counts, special tokens included (:func:`token_lengths`).
+        max_length: the model's token budget; a longer message is cut to it.
+
+    Returns:
+        ``max_length``, ``count`` and ``share`` of messages over it, and ``excess_p50``,
+        ``excess_p95``, ``excess_max``: tokens cut off those messages (None when none is).
+
+    Example:
+        >>> truncation(np.array([10, 130, 140, 200]), 128)["excess_max"]
+        72
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    excess = lengths[lengths > max_length] - max_length  # (n_over,) tokens cut off each
+    n_over = int(excess.size)
+    stats = (
+        {
+            "excess_p50": float(np.percentile(excess, 50)),
+            "excess_p95": float(np.percentile(excess, 95)),
+            "excess_max": int(excess.max()),
+        }
+        if n_over
+        else {"excess_p50": None, "excess_p95": None, "excess_max": None}
+    )
+    share = n_over / len(lengths) if len(lengths) else 0.0
+    return {"max_length": int(max_length), "count": n_over, "share": share, **stats}
+
+
 # --- label noise -----------------------------------------------------------------------
 
 
@@ -469,6 +501,7 @@ class AuditReport:
             f"n_suspects={f['n_suspects']} synthetic_flagged={len(self.synthetic_flagged)} "
             f"tokens_p50={self.token_lengths['p50']} tokens_p99={self.token_lengths['p99']} "
             f"tokens_max={self.token_lengths['max']} tokenizer={self.tokenizer}",
+            _truncation_line(self.token_lengths.get("over_max_length"), self.tokenizer),
             "[DATA_AUDIT] class_share "
             + " ".join(
                 f"{lab}={sum(c.values()) / max(f['total'], 1):.1%}"
@@ -493,6 +526,19 @@ class AuditReport:
     def from_dict(cls, data: Mapping[str, Any]) -> AuditReport:
         """The report back from :meth:`to_dict` (``audit.json``)."""
         return cls(**data)
+
+
+def _truncation_line(over: dict | None, tokenizer: str) -> str:
+    """``[DATA_AUDIT] truncation max_length=128 over=812 share=1.5% excess_tokens_p50=...``."""
+    if not over:  # a report from before truncation was measured
+        return "[DATA_AUDIT] truncation=not_measured"
+    num = lambda v: "na" if v is None else f"{v:g}"  # noqa: E731
+    return (
+        f"[DATA_AUDIT] truncation max_length={over['max_length']} over={over['count']} "
+        f"share={over['share']:.1%} excess_tokens_p50={num(over['excess_p50'])} "
+        f"excess_tokens_p95={num(over['excess_p95'])} excess_tokens_max={num(over['excess_max'])} "
+        f"tokenizer={tokenizer}"
+    )
 
 
 def settings(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -676,6 +722,7 @@ def audit_examples(
             "p99": int(np.percentile(lengths, 99)),
             "max": int(lengths.max()),
             "histogram": np.bincount(lengths).tolist(),
+            "over_max_length": truncation(lengths, max_length),
         },
         synthetic_flagged=flagged,
         suspects=suspects,
