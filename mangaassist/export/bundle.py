@@ -10,7 +10,8 @@ Layout of the bundle folder (``<run>/export`` by default)::
     calibration.json   temperature T and fallback thresholds: probabilities = softmax(logits / T)
     README.md          how to call the bundle without this package
     manifest.json      sha256 of every file above, tokenizer hash, normalisation and routing
-                       rule, max_length, runtime versions, parity, int8 check, source
+                       rule, text_preprocess (none | romaji), max_length, runtime versions,
+                       parity, int8 check, source
 
 The bundle is written into a temporary sibling folder and renamed into place only after the
 ONNX logits matched PyTorch's on the run's validation messages, so a failure leaves no
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import mangaassist.data
 from mangaassist.data.schema import read_examples
+from mangaassist.data.transliterate import preprocessor
 from mangaassist.errors import UserError
 from mangaassist.evaluation.artifacts import (
     check_run_dir,
@@ -94,10 +96,14 @@ def _canary_texts(fallback: list[str]) -> list[str]:
     return fallback[:CANARY_MESSAGES]
 
 
-def _check_tokenizer(trained, served: BatchTokenizer, texts: list[str], folder: Path) -> None:
-    """The bundle's tokenizer gives the ids the training tokenizer gave, or a UserError."""
-    normed = [served.preprocess(t) for t in texts]
-    ref = trained(normed, truncation=True, max_length=served.max_length)["input_ids"]
+def _check_tokenizer(run, served: BatchTokenizer, texts: list[str], folder: Path) -> None:
+    """The bundle's tokenizer gives the ids the training tokenizer gave, or a UserError.
+
+    The reference is the run's own preprocessing (normalise, + romaji when the run had it)
+    and Hugging Face tokenizer, as its DataModule encoded; served is the bundle's whole path.
+    """
+    normed = [run.preprocess(t) for t in texts]
+    ref = run.tokenizer(normed, truncation=True, max_length=served.max_length)["input_ids"]
     bad = sum(list(a) != list(b) for a, b in zip(ref, served.encode(texts), strict=True))
     if bad:
         raise UserError(
@@ -146,11 +152,15 @@ def _write_bundle(
     # the ones the model was trained on (the Hugging Face tokenizer) before parity means much.
     predictor = Predictor(
         folder / "model.onnx",
-        BatchTokenizer.from_file(folder / "tokenizer" / TOKENIZER_FILE, run.max_length),
+        BatchTokenizer.from_file(
+            folder / "tokenizer" / TOKENIZER_FILE,
+            run.max_length,
+            preprocess=preprocessor(run.text_preprocess),  # as Predictor.from_bundle builds it
+        ),
         labels,
         calib,
     )
-    _check_tokenizer(run.tokenizer, predictor.tokenizer, texts, folder)
+    _check_tokenizer(run, predictor.tokenizer, texts, folder)
     diff = check_parity(run.model, predictor, texts, atol=atol)
     int8 = quantize_checked(folder, predictor, run_dir) if quantize == "int8" else None
     served = {"fp32": predictor}
@@ -162,7 +172,9 @@ def _write_bundle(
     ckpt_sha = file_sha256(run_dir / "checkpoints" / "best.ckpt")
     version = model_version(run_dir, ckpt_sha, model_cfg)
     routing = routing_rule(calib)
-    (folder / "README.md").write_text(bundle_readme(version, labels, calib, run.max_length, int8))
+    (folder / "README.md").write_text(
+        bundle_readme(version, labels, calib, run.max_length, int8, run.text_preprocess)
+    )
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     return {
         "format": FORMAT_VERSION,
@@ -185,6 +197,8 @@ def _write_bundle(
         "inputs": ["input_ids", "attention_mask"],
         "output": "logits",
         "normalization": NORMALIZATION,
+        # After normalisation, before tokenizing: none | romaji (mangaassist.data.transliterate).
+        "text_preprocess": run.text_preprocess,
         "truncation": f"first {run.max_length} tokens, [CLS] and [SEP] included",
         "padding": "per batch, to the batch's longest message (attention_mask 0 on padding)",
         "probabilities": "softmax(logits / calibration.temperature)",

@@ -41,11 +41,33 @@ def routing_rule(calib: Calibration) -> dict:
     }
 
 
+# What the bundle's text_preprocess adds after normalisation (mangaassist.data.transliterate).
+TEXT_PREPROCESS_STEPS = {
+    "none": "",
+    "romaji": (
+        "\n\nThen write Japanese script in Hepburn romaji (`text_preprocess: romaji` in "
+        "`manifest.json`): `mangaassist.data.transliterate.normalize_romaji` (pykakasi 2.3.0 "
+        "readings, long vowels as typed: 注文 -> chuumon, セール -> seeru; no macrons), and "
+        "normalise once more. Without this step the model sees kana and kanji it never saw "
+        "in training."
+    ),
+}
+PREPROCESS_FUNCTIONS = {"none": "normalize_text", "romaji": "normalize_romaji"}
+
+
 def bundle_readme(
-    version: str, labels: list[str], calib: Calibration, max_length: int, int8: dict | None
+    version: str,
+    labels: list[str],
+    calib: Calibration,
+    max_length: int,
+    int8: dict | None,
+    text_preprocess: str = "none",
 ) -> str:
     """README.md of a bundle: inputs, normalisation, temperature, fallback rule, an example."""
     steps = "\n".join(f"{i}. {s}" for i, s in enumerate(NORMALIZATION["steps"], 1))
+    steps += TEXT_PREPROCESS_STEPS[text_preprocess]
+    func = PREPROCESS_FUNCTIONS[text_preprocess]
+    module = "transliterate" if text_preprocess == "romaji" else "normalize"
     thresholds = "\n".join(
         f"| {lb} | {calib.thresholds.get(lb, calib.global_threshold):.3f} | {ROUTES.get(lb, lb)} |"
         for lb in labels
@@ -93,10 +115,10 @@ A message that is not routed goes to `{FALLBACK_ROUTE}`.
 ```python
 import json, numpy as np, onnxruntime as ort
 from tokenizers import Tokenizer
-from mangaassist.data.normalize import normalize_text  # or the steps above
+from mangaassist.data.{module} import {func}  # or the steps above
 tok = Tokenizer.from_file("tokenizer/tokenizer.json")
 tok.no_padding(); tok.enable_truncation({max_length})
-ids = tok.encode(normalize_text("where is my order??")).ids
+ids = tok.encode({func}("where is my order??")).ids
 x = {{"input_ids": np.array([ids]), "attention_mask": np.ones((1, len(ids)), dtype=np.int64)}}
 z = ort.InferenceSession("model.onnx").run(["logits"], x)[0][0] / {calib.temperature:.4f}
 p = np.exp(z - z.max()); p /= p.sum()

@@ -8,11 +8,13 @@ A bundle (written by ``mangaassist export``, see :mod:`mangaassist.export.bundle
     labels.json        label names in logit order
     calibration.json   temperature and fallback thresholds
     README.md          how to call it without this package
-    manifest.json      sha256 of every file, tokenizer hash, normalisation, routing rule
+    manifest.json      sha256 of every file, tokenizer hash, normalisation, routing rule,
+                       text_preprocess (none | romaji; absent in older bundles: none)
 
 :func:`open_bundle` refuses, with one line naming the file, a bundle whose files changed since
-export, whose tokenizer is not the one the model was trained with, or whose manifest names a
-path outside the folder. A corrupt ONNX file is refused when the session is built
+export, whose tokenizer is not the one the model was trained with, whose manifest names a
+path outside the folder, or whose ``text_preprocess`` this runtime does not know. A corrupt
+ONNX file is refused when the session is built
 (:class:`~mangaassist.inference.predictor.Predictor`).
 """
 
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mangaassist.atomic import file_sha256
+from mangaassist.data.transliterate import check_text_preprocess
 from mangaassist.errors import UserError
 from mangaassist.inference.policy import CALIBRATION_FILE, Calibration
 
@@ -132,6 +135,12 @@ class Bundle:
         return str(self.manifest.get("model_version") or f"bundle-{self.sha256[:8]}")
 
     @property
+    def text_preprocess(self) -> str:
+        """``none`` or ``romaji``: applied after normalisation, before tokenizing, as in
+        training (checked by :func:`open_bundle`; a bundle from before the option: ``none``)."""
+        return str(self.manifest.get("text_preprocess") or "none")
+
+    @property
     def rare_classes(self) -> list[str]:
         """The training run's rare classes (empty for bundles exported before they were kept)."""
         return [str(c) for c in self.manifest.get("rare_classes", [])]
@@ -161,6 +170,12 @@ def open_bundle(folder: str | Path) -> Bundle:
     if not folder.is_dir():
         raise UserError(f"{folder}: no such bundle folder; export one with `mangaassist export`")
     manifest = verify_bundle(folder)
+    try:
+        check_text_preprocess(
+            manifest.get("text_preprocess"), f"{folder / MANIFEST}: text_preprocess"
+        )
+    except UserError as err:  # a bundle from a newer exporter, or an edited manifest
+        raise BundleError(f"{err}; re-export the run with this version", "manifest") from None
     try:
         labels = json.loads((folder / "labels.json").read_text())
     except (OSError, ValueError) as err:

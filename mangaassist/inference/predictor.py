@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mangaassist.data.transliterate import preprocessor
 from mangaassist.errors import UserError
 from mangaassist.inference.bundle import Bundle, BundleError
 from mangaassist.inference.policy import Calibration, decide, softmax
@@ -93,7 +94,9 @@ class Predictor:
         """The predictor of a verified bundle (``auto``: int8 when the bundle has it)."""
         path, precision = bundle.model_file(precision)
         tokenizer = BatchTokenizer.from_file(
-            bundle.folder / "tokenizer" / TOKENIZER_FILE, bundle.max_length
+            bundle.folder / "tokenizer" / TOKENIZER_FILE,
+            bundle.max_length,
+            preprocess=preprocessor(bundle.text_preprocess),  # normalise (+ romaji), as trained
         )
         return cls(
             path,

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mangaassist.data.normalize import normalize_text
 from mangaassist.errors import UserError
 from mangaassist.inference.policy import Calibration
 from mangaassist.inference.predictor import INPUT_NAMES, OUTPUT_NAME, Predictor
@@ -99,11 +100,17 @@ def onnx_predictor(
     *,
     temperature: float = 1.0,
     num_threads: int = 1,
+    preprocess: Callable[[str], str] | None = None,
 ) -> Predictor:
-    """The serving predictor over an ONNX file and a run's Hugging Face tokenizer."""
+    """The serving predictor over an ONNX file and a run's Hugging Face tokenizer.
+
+    ``preprocess``: the run's text function (``LoadedRun.preprocess``); None: normalize_text.
+    """
     return Predictor(
         path,
-        BatchTokenizer(tokenizer.backend_tokenizer, max_length),
+        BatchTokenizer(
+            tokenizer.backend_tokenizer, max_length, preprocess=preprocess or normalize_text
+        ),
         labels,
         Calibration(temperature=float(temperature), labels=list(labels)),
         num_threads=num_threads,
