@@ -15,6 +15,7 @@ def _evaluate_bundle(args: argparse.Namespace) -> int:
     from mangaassist.evaluation import artifacts
     from mangaassist.evaluation.evaluate import evaluate_bundle, log_line, write_evaluation
     from mangaassist.evaluation.settings import load_eval_settings
+    from mangaassist.evaluation.slices import slices_line
     from mangaassist.inference import Predictor, open_bundle
 
     bundle = open_bundle(args.model)
@@ -39,6 +40,8 @@ def _evaluate_bundle(args: argparse.Namespace) -> int:
         ev, Path(args.out), title=f"{Path(args.data).name} · {bundle.version}", context=context
     )
     print(log_line(ev.metrics, "EVAL", Path(args.data).stem))
+    if ev.metrics.get("slices"):
+        print(slices_line(ev.metrics["slices"], Path(args.data).stem))
     print(f"[REPORT] path={report} metrics={Path(args.out) / 'metrics.json'}")
     return 0
 
@@ -59,6 +62,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from mangaassist.evaluation.evaluate import evaluate_run, log_line, write_evaluation
     from mangaassist.evaluation.out_of_scope import evaluate_out_of_scope, oos_log_line
     from mangaassist.evaluation.settings import load_eval_settings
+    from mangaassist.evaluation.slices import slices_line
 
     config = artifacts.read_config(model_dir)
     settings = load_eval_settings(config, Path(args.config) if args.config else None)
@@ -68,6 +72,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     if calib is None and val.is_file():
         print(f'[EVAL] note="no calibration.json; fitting T on {val} for this report only"')
         calib = fit_calibration(run, val, settings)
+    secondary = None
+    if run.has_secondary:  # the threshold post_train chose on val; else chosen on val now
+        from mangaassist.evaluation import secondary as sec
+
+        stored = model_dir / sec.SECONDARY_FILE
+        secondary = (
+            sec.SecondaryPolicy.load(stored)
+            if stored.is_file()
+            else sec.fit_policy(run, val, config.get("secondary"))
+        )
     ev = evaluate_run(
         run,
         examples,
@@ -75,6 +89,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         calibration=calib,
         settings=settings,
         time_it=not args.no_latency,
+        secondary=secondary,
     )
     if oos:
         ev.metrics["out_of_scope"] = evaluate_out_of_scope(
@@ -87,6 +102,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         context={"model": str(model_dir), "data": str(args.data)},
     )
     print(log_line(ev.metrics, "EVAL", Path(args.data).stem))
+    if ev.metrics.get("slices"):
+        print(slices_line(ev.metrics["slices"], Path(args.data).stem))
+    if ev.metrics.get("secondary"):
+        print(sec.log_line(ev.metrics["secondary"], Path(args.data).stem))
     if oos:
         print(oos_log_line(ev.metrics["out_of_scope"], Path(args.data).stem))
     print(f"[REPORT] path={report} metrics={Path(args.out) / 'metrics.json'}")

@@ -34,6 +34,7 @@ from mangaassist.errors import UserError
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
 STUDENT_RULES = ("bottom", "top", "alternate", "spread")  # = mangaassist.model.students.RULES
+TEXT_PREPROCESSES = ("none", "romaji")  # = mangaassist.data.transliterate.TEXT_PREPROCESSES
 
 
 def _f(**bounds: float) -> Any:
@@ -163,6 +164,9 @@ class DataModule(_Section):
     )
     num_workers: Annotated[StrictInt, Field(ge=0)] = Field(0, description="a whole number >= 0")
     refit: StrictBool = Field(False, description="true or false")
+    text_preprocess: Literal[TEXT_PREPROCESSES] | None = Field(  # type: ignore[valid-type]
+        "none", description=f"one of {', '.join(TEXT_PREPROCESSES)}"
+    )
 
 
 class Distill(_Section):
@@ -171,6 +175,14 @@ class Distill(_Section):
     alpha: _f(ge=0.0, le=1.0) = Field(0.5, description="a weight in [0, 1] (e.g. 0.5)")
     cache: str | None = Field(None, description="a file path, or null (in the run directory)")
     batch_size: Count = Field(64, description="a whole number >= 1")
+
+
+class Secondary(_Section):
+    weight: _f(ge=0.0) = Field(0.0, description="a number >= 0 (0: no secondary head; e.g. 0.5)")
+    threshold: _f(gt=0.0, lt=1.0) | None = Field(
+        None, description="a probability in (0, 1), or null (chosen on validation)"
+    )
+    mask_primary: StrictBool = Field(True, description="true or false")
 
 
 class EarlyStopping(_Section):
@@ -198,6 +210,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "data": Data,
     "data.module": DataModule,
     "distill": Distill,
+    "secondary": Secondary,
     "callbacks.early_stopping": EarlyStopping,
     "callbacks.checkpoint": Checkpoint,
     "callbacks.weight_averaging": WeightAveraging,
