@@ -32,7 +32,9 @@ Measures (all shares are of the examples they name):
   another language (es/fr/de/pt stopwords), repeated phrases;
 - token lengths (the tokenizer if given, else a word/punctuation count x 1.3) and the
   messages that ``max_length`` truncates: their count, share and how many tokens they lose
-  (p50/p95/max of the excess), since a long message cut at 128 tokens loses its end.
+  (p50/p95/max of the excess), since a long message cut at 128 tokens loses its end; and
+  which tokens the run keeps of such a message (``truncation_strategy``: ``first`` cuts its
+  end, ``head_tail`` its middle; :mod:`mangaassist.data.truncation`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from mangaassist.atomic import file_sha256, replacing, write_text
 from mangaassist.data.cleaning import contradictory_groups, contradictory_mask, duplicate_mask
 from mangaassist.data.normalize import dedup_key, normalize_text
 from mangaassist.data.schema import INTENTS, Example, read_examples
+from mangaassist.data.truncation import Truncation
 from mangaassist.errors import UserError
 
 SUSPECTS_CSV = "label_suspects.csv"
@@ -473,6 +476,9 @@ class AuditReport:
     sha256: str = ""
     tokenizer: str = "approx"
     extra: dict[str, Any] = field(default_factory=dict)
+    # What the run keeps of a message over max_length (reports from before: first).
+    truncation_strategy: str = "first"
+    truncation_head_tokens: int | None = None
 
     @property
     def flagged_synthetic_ids(self) -> list[str]:
@@ -502,6 +508,7 @@ class AuditReport:
             f"tokens_p50={self.token_lengths['p50']} tokens_p99={self.token_lengths['p99']} "
             f"tokens_max={self.token_lengths['max']} tokenizer={self.tokenizer}",
             _truncation_line(self.token_lengths.get("over_max_length"), self.tokenizer),
+            _strategy_line(self.truncation_strategy, self.truncation_head_tokens, self.max_length),
             "[DATA_AUDIT] class_share "
             + " ".join(
                 f"{lab}={sum(c.values()) / max(f['total'], 1):.1%}"
@@ -538,6 +545,17 @@ def _truncation_line(over: dict | None, tokenizer: str) -> str:
         f"share={over['share']:.1%} excess_tokens_p50={num(over['excess_p50'])} "
         f"excess_tokens_p95={num(over['excess_p95'])} excess_tokens_max={num(over['excess_max'])} "
         f"tokenizer={tokenizer}"
+    )
+
+
+def _strategy_line(strategy: str, head_tokens: int | None, max_length: int) -> str:
+    """``[DATA_AUDIT] truncation_strategy=head_tail head_tokens=64 tail_tokens=62 ...``."""
+    if strategy != "head_tail":  # first: the end of a long message is cut
+        return f"[DATA_AUDIT] truncation_strategy={strategy} max_length={max_length} cut=end"
+    head = int(head_tokens or 0)
+    return (
+        f"[DATA_AUDIT] truncation_strategy=head_tail max_length={max_length} "
+        f"head_tokens={head} tail_tokens={max_length - 2 - head} cut=middle"
     )
 
 
@@ -616,6 +634,7 @@ def audit_examples(
     max_length: int = 128,
     tokenizer: Any = None,
     verbose: bool = True,
+    truncate: Truncation | None = None,
 ) -> AuditReport:
     """Measure a corpus: distribution, duplicates, mixing, multi-intent, noise, lengths.
 
@@ -626,6 +645,8 @@ def audit_examples(
         max_length: token budget; the share of longer texts is ``truncated``.
         tokenizer: a Hugging Face tokenizer for exact lengths; None approximates.
         verbose: show progress bars.
+        truncate: what the run keeps of a longer message (None: ``first``); reported, it
+            changes no count.
 
     Returns:
         The report; nothing is printed or written (``audit_file`` does that).
@@ -710,6 +731,7 @@ def audit_examples(
         "synthetic_low_quality_est": len(flagged) / n_syn if n_syn else None,
         "truncated": float(np.mean(lengths > max_length)),
     }
+    truncate = truncate or Truncation()
     issue_counts = Counter(
         r.split(":")[0] for row in flagged for r in row["reasons"]
     )  # a row can have several reasons
@@ -730,6 +752,8 @@ def audit_examples(
         config=conf,
         max_length=max_length,
         tokenizer="approx" if tokenizer is None else type(tokenizer).__name__,
+        truncation_strategy=truncate.strategy,
+        truncation_head_tokens=truncate.head_tokens,
         extra={
             "thresholds": {
                 c: round(float(t), 4) if np.isfinite(t) else None
@@ -797,6 +821,7 @@ def audit_file(
     cfg: Mapping[str, Any] | None = None,
     tokenizer: Any = "default",
     verbose: bool = True,
+    truncate: Truncation | None = None,
 ) -> AuditReport:
     """Audit a JSONL/CSV file; write ``audit.json``, suspects and plots to ``out_dir``; print.
 
@@ -808,13 +833,19 @@ def audit_file(
         tokenizer: ``"default"`` loads the all-MiniLM-L6-v2 tokenizer; None approximates
             lengths; or pass a tokenizer object.
         verbose: print the lines and progress bars.
+        truncate: what the run keeps of a longer message (None: ``first``), reported.
     """
     path, out_dir = Path(path), Path(out_dir)
     examples = read_examples(path)
     if isinstance(tokenizer, str) and tokenizer == "default":
         tokenizer = default_tokenizer()
     report = audit_examples(
-        examples, cfg, max_length=max_length, tokenizer=tokenizer, verbose=verbose
+        examples,
+        cfg,
+        max_length=max_length,
+        tokenizer=tokenizer,
+        verbose=verbose,
+        truncate=truncate,
     )
     report.file = str(path)
     report.sha256 = file_sha256(path)

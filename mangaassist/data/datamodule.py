@@ -28,6 +28,7 @@ from mangaassist.data.schema import Example, sha256_examples, write_examples
 from mangaassist.data.sources import Source
 from mangaassist.data.splits import format_split_report, split_examples, split_report
 from mangaassist.data.transliterate import check_text_preprocess, preprocessor
+from mangaassist.data.truncation import DEFAULT_HEAD_TOKENS, check_truncation
 from mangaassist.errors import UserError
 
 CHUNK_BATCHES = 50  # batches per sorted chunk: big enough to group lengths, small enough to mix
@@ -153,6 +154,11 @@ class IntentDataModule(L.LightningDataModule):
             normalised text) or ``romaji`` (Japanese script in Hepburn romaji); see
             :mod:`mangaassist.data.transliterate`. Scoring, export and serving read it back
             from the run's config.
+        truncation: what a message over ``max_length`` tokens keeps: ``first`` (its first
+            tokens) or ``head_tail`` (its first ``truncation_head_tokens`` and its last
+            tokens); see :mod:`mangaassist.data.truncation`. Scoring, export and serving
+            read it back from the run's config.
+        truncation_head_tokens: ``head_tail`` only: word pieces kept from the start.
     """
 
     def __init__(
@@ -173,12 +179,15 @@ class IntentDataModule(L.LightningDataModule):
         order_seed: int | None = None,
         secondary: bool = False,
         text_preprocess: str | None = "none",
+        truncation: str | None = "first",
+        truncation_head_tokens: int | None = DEFAULT_HEAD_TOKENS,
     ) -> None:
         super().__init__()
         if sampler not in (None, "balanced"):
             raise UserError(f"unknown sampler '{sampler}'; use null or balanced")
         self.text_preprocess = check_text_preprocess(text_preprocess)
         self.preprocess = preprocessor(self.text_preprocess)  # normalise (+ romaji)
+        self.truncation = check_truncation(truncation, truncation_head_tokens, max_length)
         self.source, self.tokenizer = source, tokenizer
         self.name = name or source.name
         self.labels = list(source.labels)
@@ -257,9 +266,14 @@ class IntentDataModule(L.LightningDataModule):
             # The tokenizer sees the preprocessed text (normalised, romaji when on); a teacher
             # reads the normalised text and applies its own run's preprocessing.
             seen = texts if self.preprocess is normalize_text else list(map(self.preprocess, texts))
-            enc = self.tokenizer(seen, truncation=True, max_length=self.max_length)
+            # first: the tokenizer truncates, as before; head_tail: whole messages, then
+            # Truncation.keep (the function serving calls) keeps each long one's two ends.
+            trunc, width = self.truncation, self.max_length
+            enc = self.tokenizer(
+                seen, truncation=trunc.by_tokenizer, max_length=width, verbose=False
+            )
             self._encoded[stage] = {
-                "input_ids": enc["input_ids"],
+                "input_ids": [trunc.keep(ids, width) for ids in enc["input_ids"]],
                 "labels": [index[e.label] for e in examples],
                 "texts": texts,  # normalised; what a teacher's logits are keyed by
                 # Secondary intents as label indices, the example's own label left out.

@@ -30,6 +30,7 @@ from pydantic import (
     ValidationError,
 )
 
+from mangaassist.data.truncation import TRUNCATIONS, check_truncation  # plain Python, no torch
 from mangaassist.errors import UserError
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
@@ -167,6 +168,12 @@ class DataModule(_Section):
     text_preprocess: Literal[TEXT_PREPROCESSES] | None = Field(  # type: ignore[valid-type]
         "none", description=f"one of {', '.join(TEXT_PREPROCESSES)}"
     )
+    truncation: Literal[TRUNCATIONS] | None = Field(  # type: ignore[valid-type]
+        "first", description=f"one of {', '.join(TRUNCATIONS)}"
+    )
+    truncation_head_tokens: Annotated[StrictInt, Field(ge=0)] | None = Field(
+        64, description="a whole number of tokens >= 0 (at most model.max_length - 2), or null"
+    )
 
 
 class Distill(_Section):
@@ -265,3 +272,12 @@ def validate_train_config(cfg: DictConfig) -> None:
             key = f"{path}.{field}" if path else field
             allowed = schema.model_fields[field].description
             raise UserError(f"{key}={_show(values[field])} is not allowed: use {allowed}") from None
+    _check_head_tokens(cfg)
+
+
+def _check_head_tokens(cfg: DictConfig) -> None:
+    """``head_tail``'s head fits the budget: 0 to ``model.max_length - 2`` word pieces."""
+    module = OmegaConf.select(cfg, "data.module")
+    max_length = OmegaConf.select(cfg, "model.max_length", default=None)
+    if isinstance(module, DictConfig) and isinstance(max_length, int):
+        check_truncation(module.get("truncation"), module.get("truncation_head_tokens"), max_length)

@@ -17,7 +17,7 @@ Layout (one folder per run)::
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,8 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from mangaassist.atomic import write_json, write_text
 from mangaassist.checkpoint import CHECKPOINT, load_checkpoint, require_model_files
 from mangaassist.data.transliterate import CONFIG_KEY, check_text_preprocess, preprocessor
+from mangaassist.data.truncation import CONFIG_KEY as TRUNCATION_KEY
+from mangaassist.data.truncation import HEAD_KEY, Truncation, check_truncation
 from mangaassist.errors import UserError
 from mangaassist.model.module import IntentClassifier
 from mangaassist.training.train import secondary_weight_of
@@ -42,6 +44,21 @@ def text_preprocess_of(cfg: DictConfig) -> str:
         UserError: a value that is not ``none`` or ``romaji`` (naming the key).
     """
     return check_text_preprocess(OmegaConf.select(cfg, CONFIG_KEY, default=None), CONFIG_KEY)
+
+
+def truncation_of(cfg: DictConfig) -> Truncation:
+    """A run's ``data.module.truncation`` (and head size), checked; ``first`` for runs before
+    the option.
+
+    Raises:
+        UserError: an unknown strategy, or a head size that does not fit ``model.max_length``
+            (naming the key and the allowed values).
+    """
+    return check_truncation(
+        OmegaConf.select(cfg, TRUNCATION_KEY, default=None),
+        OmegaConf.select(cfg, HEAD_KEY, default=None),
+        int(cfg.model.max_length),
+    )
 
 
 def require_run_files(run_dir: Path, checkpoint: str = CHECKPOINT) -> None:
@@ -91,6 +108,22 @@ class LoadedRun:
         return preprocessor(self.text_preprocess)
 
     @property
+    def truncation(self) -> Truncation:
+        """What a message over ``max_length`` tokens kept in training (``first``/``head_tail``)."""
+        return truncation_of(self.config)
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each message's ids as the run's DataModule encoded it: preprocess, tokenize, truncate."""
+        preprocess, trunc, width = self.preprocess, self.truncation, self.max_length
+        enc = self.tokenizer(
+            [preprocess(t) for t in texts],
+            truncation=trunc.by_tokenizer,  # first: the tokenizer's own cut, as before
+            max_length=width,
+            verbose=False,  # head_tail encodes whole messages, maybe over the model's limit
+        )
+        return [trunc.keep(ids, width) for ids in enc["input_ids"]]
+
+    @property
     def has_secondary(self) -> bool:
         """Whether the model has the secondary-intent head (trained with secondary.weight > 0)."""
         return self.model.secondary_head is not None
@@ -109,21 +142,21 @@ class LoadedRun:
         """
         second = secondary and self.has_secondary
         out, out2 = [], []
-        preprocess = self.preprocess  # normalise (+ romaji), as the run's DataModule did
         for start in range(0, len(texts), batch_size):
-            chunk = [preprocess(t) for t in texts[start : start + batch_size]]
-            enc = self.tokenizer(
-                chunk,
-                truncation=True,
-                max_length=self.max_length,
-                padding=True,
-                return_tensors="pt",
-            )
+            # The run's preprocessing and truncation, as its DataModule encoded; padded on the
+            # right to this batch's longest, as its batches were.
+            rows = self.token_ids(texts[start : start + batch_size])
+            width = max(map(len, rows))
+            ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)  # (B, T), 1 on real tokens
+            for i, row in enumerate(rows):
+                ids[i, : len(row)] = torch.tensor(row)
+                mask[i, : len(row)] = 1
             if second:
-                z, z2 = self.model.forward_with_secondary(enc["input_ids"], enc["attention_mask"])
+                z, z2 = self.model.forward_with_secondary(ids, mask)
                 out2.append(z2.float().numpy())
             else:
-                z = self.model(enc["input_ids"], enc["attention_mask"])
+                z = self.model(ids, mask)
             out.append(z.float().numpy())
         empty = np.zeros((0, len(self.labels)), dtype=np.float32)
         primary = np.concatenate(out) if out else empty
