@@ -10,6 +10,19 @@ import argparse
 from pathlib import Path
 
 
+def _bundle_secondary(bundle):  # -> evaluation.secondary.SecondaryPolicy | None
+    """The secondary policy a bundle with that head serves by (its manifest), else None."""
+    from mangaassist.evaluation.secondary import CRITERION, SecondaryPolicy
+
+    entry, rule = bundle.manifest.get("secondary"), bundle.secondary
+    if rule is None:
+        return None
+    where = entry.get("chosen_on") or "bundle manifest"
+    return SecondaryPolicy(
+        rule.threshold, rule.mask_primary, where, entry.get("criterion", CRITERION)
+    )
+
+
 def _evaluate_bundle(args: argparse.Namespace) -> int:
     """``evaluate --model BUNDLE``: the exported model as served (ONNX Runtime, its policy)."""
     from mangaassist.evaluation import artifacts
@@ -28,6 +41,7 @@ def _evaluate_bundle(args: argparse.Namespace) -> int:
         rare=bundle.rare_classes,
         settings=settings,
         time_it=not args.no_latency,
+        secondary=_bundle_secondary(bundle),
     )
     context = {
         "model": str(args.model),
@@ -42,6 +56,10 @@ def _evaluate_bundle(args: argparse.Namespace) -> int:
     print(log_line(ev.metrics, "EVAL", Path(args.data).stem))
     if ev.metrics.get("slices"):
         print(slices_line(ev.metrics["slices"], Path(args.data).stem))
+    if ev.metrics.get("secondary"):
+        from mangaassist.evaluation.secondary import log_line as secondary_line
+
+        print(secondary_line(ev.metrics["secondary"], Path(args.data).stem))
     print(f"[REPORT] path={report} metrics={Path(args.out) / 'metrics.json'}")
     return 0
 

@@ -275,11 +275,16 @@ def evaluate_bundle(
     rare: Sequence[str] = (),
     settings: EvalSettings | None = None,
     time_it: bool = True,
+    secondary: SecondaryPolicy | None = None,
 ) -> Evaluation:
     """Score examples with an export bundle's predictor: the model exactly as served.
 
     Logits come from the same :class:`~mangaassist.inference.Predictor` the server batches
     with; calibration and the fallback rule are the bundle's, and latency is batch 1 on it.
+    A bundle with the secondary head (``predictor.secondary``) also gets the secondary
+    figures of :func:`evaluate_run` in ``metrics["secondary"]``, from the graph's second
+    output in the same runs, under ``secondary`` (the policy recorded in the bundle's
+    manifest; None: the predictor's threshold and mask).
     """
     from mangaassist.evaluation.latency import time_predict_one
 
@@ -295,8 +300,9 @@ def evaluate_bundle(
             **time_predict_one(predictor.predict_one, texts, **timing),
         }
         latency["num_threads"] = predictor.num_threads
-    return _score_examples(
-        predictor.logits(texts),
+    logits, sec_logits = predictor.heads(texts)  # (N, C) each; sec None without the head
+    ev = _score_examples(
+        logits,
         examples,
         predictor.labels,
         rare=rare,
@@ -304,6 +310,13 @@ def evaluate_bundle(
         settings=s,
         latency=latency,
     )
+    if sec_logits is not None:
+        rule = predictor.secondary
+        policy = secondary or SecondaryPolicy(rule.threshold, rule.mask_primary, "bundle")
+        ev.metrics["secondary"], ev.secondary = evaluate_secondary(
+            sec_logits, ev.y_pred, examples, predictor.labels, policy
+        )
+    return ev
 
 
 def write_evaluation(
