@@ -31,7 +31,10 @@ Measures (all shares are of the examples they name):
 - low-quality synthetic rows: suspect labels plus template placeholders, truncation,
   another language (es/fr/de/pt stopwords), repeated phrases;
 - token lengths (the tokenizer if given, else a word/punctuation count x 1.3) and the
-  share that ``max_length`` truncates.
+  messages that ``max_length`` truncates: their count, share and how many tokens they lose
+  (p50/p95/max of the excess), since a long message cut at 128 tokens loses its end; and
+  which tokens the run keeps of such a message (``truncation_strategy``: ``first`` cuts its
+  end, ``head_tail`` its middle; :mod:`mangaassist.data.truncation`).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from mangaassist.atomic import file_sha256, replacing, write_text
 from mangaassist.data.cleaning import contradictory_groups, contradictory_mask, duplicate_mask
 from mangaassist.data.normalize import dedup_key, normalize_text
 from mangaassist.data.schema import INTENTS, Example, read_examples
+from mangaassist.data.truncation import Truncation
 from mangaassist.errors import UserError
 
 SUSPECTS_CSV = "label_suspects.csv"
@@ -314,6 +318,37 @@ def token_lengths(texts: list[str], tokenizer: Any = None, batch: int = 2048) ->
     return np.array(out, dtype=np.int64)
 
 
+def truncation(lengths: np.ndarray, max_length: int) -> dict[str, Any]:
+    """The messages longer than ``max_length`` tokens, and how many tokens they lose.
+
+    Args:
+        lengths: (N,) token counts, special tokens included (:func:`token_lengths`).
+        max_length: the model's token budget; a longer message is cut to it.
+
+    Returns:
+        ``max_length``, ``count`` and ``share`` of messages over it, and ``excess_p50``,
+        ``excess_p95``, ``excess_max``: tokens cut off those messages (None when none is).
+
+    Example:
+        >>> truncation(np.array([10, 130, 140, 200]), 128)["excess_max"]
+        72
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    excess = lengths[lengths > max_length] - max_length  # (n_over,) tokens cut off each
+    n_over = int(excess.size)
+    stats = (
+        {
+            "excess_p50": float(np.percentile(excess, 50)),
+            "excess_p95": float(np.percentile(excess, 95)),
+            "excess_max": int(excess.max()),
+        }
+        if n_over
+        else {"excess_p50": None, "excess_p95": None, "excess_max": None}
+    )
+    share = n_over / len(lengths) if len(lengths) else 0.0
+    return {"max_length": int(max_length), "count": n_over, "share": share, **stats}
+
+
 # --- label noise -----------------------------------------------------------------------
 
 
@@ -441,6 +476,9 @@ class AuditReport:
     sha256: str = ""
     tokenizer: str = "approx"
     extra: dict[str, Any] = field(default_factory=dict)
+    # What the run keeps of a message over max_length (reports from before: first).
+    truncation_strategy: str = "first"
+    truncation_head_tokens: int | None = None
 
     @property
     def flagged_synthetic_ids(self) -> list[str]:
@@ -469,6 +507,8 @@ class AuditReport:
             f"n_suspects={f['n_suspects']} synthetic_flagged={len(self.synthetic_flagged)} "
             f"tokens_p50={self.token_lengths['p50']} tokens_p99={self.token_lengths['p99']} "
             f"tokens_max={self.token_lengths['max']} tokenizer={self.tokenizer}",
+            _truncation_line(self.token_lengths.get("over_max_length"), self.tokenizer),
+            _strategy_line(self.truncation_strategy, self.truncation_head_tokens, self.max_length),
             "[DATA_AUDIT] class_share "
             + " ".join(
                 f"{lab}={sum(c.values()) / max(f['total'], 1):.1%}"
@@ -493,6 +533,30 @@ class AuditReport:
     def from_dict(cls, data: Mapping[str, Any]) -> AuditReport:
         """The report back from :meth:`to_dict` (``audit.json``)."""
         return cls(**data)
+
+
+def _truncation_line(over: dict | None, tokenizer: str) -> str:
+    """``[DATA_AUDIT] truncation max_length=128 over=812 share=1.5% excess_tokens_p50=...``."""
+    if not over:  # a report from before truncation was measured
+        return "[DATA_AUDIT] truncation=not_measured"
+    num = lambda v: "na" if v is None else f"{v:g}"  # noqa: E731
+    return (
+        f"[DATA_AUDIT] truncation max_length={over['max_length']} over={over['count']} "
+        f"share={over['share']:.1%} excess_tokens_p50={num(over['excess_p50'])} "
+        f"excess_tokens_p95={num(over['excess_p95'])} excess_tokens_max={num(over['excess_max'])} "
+        f"tokenizer={tokenizer}"
+    )
+
+
+def _strategy_line(strategy: str, head_tokens: int | None, max_length: int) -> str:
+    """``[DATA_AUDIT] truncation_strategy=head_tail head_tokens=64 tail_tokens=62 ...``."""
+    if strategy != "head_tail":  # first: the end of a long message is cut
+        return f"[DATA_AUDIT] truncation_strategy={strategy} max_length={max_length} cut=end"
+    head = int(head_tokens or 0)
+    return (
+        f"[DATA_AUDIT] truncation_strategy=head_tail max_length={max_length} "
+        f"head_tokens={head} tail_tokens={max_length - 2 - head} cut=middle"
+    )
 
 
 def settings(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -570,6 +634,7 @@ def audit_examples(
     max_length: int = 128,
     tokenizer: Any = None,
     verbose: bool = True,
+    truncate: Truncation | None = None,
 ) -> AuditReport:
     """Measure a corpus: distribution, duplicates, mixing, multi-intent, noise, lengths.
 
@@ -580,6 +645,8 @@ def audit_examples(
         max_length: token budget; the share of longer texts is ``truncated``.
         tokenizer: a Hugging Face tokenizer for exact lengths; None approximates.
         verbose: show progress bars.
+        truncate: what the run keeps of a longer message (None: ``first``); reported, it
+            changes no count.
 
     Returns:
         The report; nothing is printed or written (``audit_file`` does that).
@@ -664,6 +731,7 @@ def audit_examples(
         "synthetic_low_quality_est": len(flagged) / n_syn if n_syn else None,
         "truncated": float(np.mean(lengths > max_length)),
     }
+    truncate = truncate or Truncation()
     issue_counts = Counter(
         r.split(":")[0] for row in flagged for r in row["reasons"]
     )  # a row can have several reasons
@@ -676,6 +744,7 @@ def audit_examples(
             "p99": int(np.percentile(lengths, 99)),
             "max": int(lengths.max()),
             "histogram": np.bincount(lengths).tolist(),
+            "over_max_length": truncation(lengths, max_length),
         },
         synthetic_flagged=flagged,
         suspects=suspects,
@@ -683,6 +752,8 @@ def audit_examples(
         config=conf,
         max_length=max_length,
         tokenizer="approx" if tokenizer is None else type(tokenizer).__name__,
+        truncation_strategy=truncate.strategy,
+        truncation_head_tokens=truncate.head_tokens,
         extra={
             "thresholds": {
                 c: round(float(t), 4) if np.isfinite(t) else None
@@ -750,6 +821,7 @@ def audit_file(
     cfg: Mapping[str, Any] | None = None,
     tokenizer: Any = "default",
     verbose: bool = True,
+    truncate: Truncation | None = None,
 ) -> AuditReport:
     """Audit a JSONL/CSV file; write ``audit.json``, suspects and plots to ``out_dir``; print.
 
@@ -761,13 +833,19 @@ def audit_file(
         tokenizer: ``"default"`` loads the all-MiniLM-L6-v2 tokenizer; None approximates
             lengths; or pass a tokenizer object.
         verbose: print the lines and progress bars.
+        truncate: what the run keeps of a longer message (None: ``first``), reported.
     """
     path, out_dir = Path(path), Path(out_dir)
     examples = read_examples(path)
     if isinstance(tokenizer, str) and tokenizer == "default":
         tokenizer = default_tokenizer()
     report = audit_examples(
-        examples, cfg, max_length=max_length, tokenizer=tokenizer, verbose=verbose
+        examples,
+        cfg,
+        max_length=max_length,
+        tokenizer=tokenizer,
+        verbose=verbose,
+        truncate=truncate,
     )
     report.file = str(path)
     report.sha256 = file_sha256(path)

@@ -27,6 +27,8 @@ from mangaassist.data.normalize import normalize_text
 from mangaassist.data.schema import Example, sha256_examples, write_examples
 from mangaassist.data.sources import Source
 from mangaassist.data.splits import format_split_report, split_examples, split_report
+from mangaassist.data.transliterate import check_text_preprocess, preprocessor
+from mangaassist.data.truncation import DEFAULT_HEAD_TOKENS, check_truncation
 from mangaassist.errors import UserError
 
 CHUNK_BATCHES = 50  # batches per sorted chunk: big enough to group lengths, small enough to mix
@@ -37,6 +39,25 @@ def _rank_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def _check_secondary(splits: dict[str, list[Example]], labels: list[str], name: str) -> None:
+    """Refuse secondary intents the labels lack, or a training split with none at all."""
+    known = set(labels)
+    unknown = Counter(
+        s for split in splits.values() for e in split for s in e.secondary_intents if s not in known
+    )
+    if unknown:
+        raise UserError(
+            f"secondary_intents {dict(unknown.most_common(5))} in '{name}' are not labels "
+            f"({labels}); fix those examples or train without the head (secondary.weight=0)"
+        )
+    if not any(e.secondary_intents for e in splits["train"]):
+        raise UserError(
+            f"secondary.weight > 0 but no training example of '{name}' has secondary_intents, "
+            "so the secondary head would learn nothing; use data that records them "
+            "(data=mangaassist does) or secondary.weight=0"
+        )
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):
@@ -126,6 +147,18 @@ class IntentDataModule(L.LightningDataModule):
             tuning on a carved validation split). Validation is still scored each epoch but
             on seen data, so pick the checkpoint by epoch count (``monitor: null``), and
             ``val.jsonl`` is not written, so no temperature is fitted on training data.
+        secondary: every batch (train, val, test) also carries ``secondary_targets`` (B, C),
+            the multi-hot of each example's ``secondary_intents`` without its own label (the
+            secondary head's target; ``train()`` sets it when ``secondary.weight > 0``).
+        text_preprocess: what the tokenizer sees after normalisation, ``none`` (the
+            normalised text) or ``romaji`` (Japanese script in Hepburn romaji); see
+            :mod:`mangaassist.data.transliterate`. Scoring, export and serving read it back
+            from the run's config.
+        truncation: what a message over ``max_length`` tokens keeps: ``first`` (its first
+            tokens) or ``head_tail`` (its first ``truncation_head_tokens`` and its last
+            tokens); see :mod:`mangaassist.data.truncation`. Scoring, export and serving
+            read it back from the run's config.
+        truncation_head_tokens: ``head_tail`` only: word pieces kept from the start.
     """
 
     def __init__(
@@ -144,10 +177,17 @@ class IntentDataModule(L.LightningDataModule):
         num_workers: int = 0,
         refit: bool = False,
         order_seed: int | None = None,
+        secondary: bool = False,
+        text_preprocess: str | None = "none",
+        truncation: str | None = "first",
+        truncation_head_tokens: int | None = DEFAULT_HEAD_TOKENS,
     ) -> None:
         super().__init__()
         if sampler not in (None, "balanced"):
             raise UserError(f"unknown sampler '{sampler}'; use null or balanced")
+        self.text_preprocess = check_text_preprocess(text_preprocess)
+        self.preprocess = preprocessor(self.text_preprocess)  # normalise (+ romaji)
+        self.truncation = check_truncation(truncation, truncation_head_tokens, max_length)
         self.source, self.tokenizer = source, tokenizer
         self.name = name or source.name
         self.labels = list(source.labels)
@@ -188,6 +228,9 @@ class IntentDataModule(L.LightningDataModule):
                 f"label(s) {empty} have no training examples in '{self.name}'; "
                 "add examples or drop the label from data.labels"
             )
+        self.secondary = secondary
+        if secondary:
+            _check_secondary(self.splits, self.labels, self.name)
         self._encoded: dict[str, dict] = {}
         # (N_train, C) teacher logits aligned to the encoded train split, for distillation;
         # None: batches carry no teacher_logits (see set_teacher_logits).
@@ -220,16 +263,32 @@ class IntentDataModule(L.LightningDataModule):
             # are scored after training from the saved test file, not in the test loop.
             examples = [e for e in examples if e.label in index]
             texts = [normalize_text(e.text) for e in examples]
-            enc = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+            # The tokenizer sees the preprocessed text (normalised, romaji when on); a teacher
+            # reads the normalised text and applies its own run's preprocessing.
+            seen = texts if self.preprocess is normalize_text else list(map(self.preprocess, texts))
+            # first: the tokenizer truncates, as before; head_tail: whole messages, then
+            # Truncation.keep (the function serving calls) keeps each long one's two ends.
+            trunc, width = self.truncation, self.max_length
+            enc = self.tokenizer(
+                seen, truncation=trunc.by_tokenizer, max_length=width, verbose=False
+            )
             self._encoded[stage] = {
-                "input_ids": enc["input_ids"],
+                "input_ids": [trunc.keep(ids, width) for ids in enc["input_ids"]],
                 "labels": [index[e.label] for e in examples],
                 "texts": texts,  # normalised; what a teacher's logits are keyed by
+                # Secondary intents as label indices, the example's own label left out.
+                "secondary": [
+                    [index[s] for s in e.secondary_intents if s != e.label and s in index]
+                    for e in examples
+                ],
             }
         return self._encoded[stage]
 
     def train_texts(self) -> list[str]:
-        """The normalised training messages, in the order batch indices refer to them."""
+        """The normalised training messages, in the order batch indices refer to them.
+
+        Normalised, not transliterated: a teacher run applies its own ``text_preprocess``.
+        """
         return list(self._encode("train")["texts"])
 
     def set_teacher_logits(self, logits: torch.Tensor) -> None:
@@ -268,6 +327,11 @@ class IntentDataModule(L.LightningDataModule):
         batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
         if stage == "train" and self.teacher_logits is not None:
             batch["teacher_logits"] = self.teacher_logits[items]  # (B, C), by example index
+        if self.secondary:
+            target = torch.zeros((len(items), len(self.labels)))  # (B, C) multi-hot, float
+            for row, i in enumerate(items):
+                target[row, enc["secondary"][i]] = 1.0
+            batch["secondary_targets"] = target
         return batch
 
     def _loader(self, stage: str, shuffle: bool) -> DataLoader:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from mangaassist.atomic import file_sha256, write_json
 from mangaassist.data.schema import INTENTS, Example, read_examples
+from mangaassist.data.truncation import Truncation, check_truncation
 from mangaassist.errors import UserError
 
 if TYPE_CHECKING:
@@ -176,7 +177,12 @@ def _code_hash(*modules: ModuleType) -> str:
 
 
 def _audit(
-    corpus: Path, out: Path, cfg: dict | None, max_length: int, cache_dir: Path
+    corpus: Path,
+    out: Path,
+    cfg: dict | None,
+    max_length: int,
+    cache_dir: Path,
+    truncation: Truncation | None = None,
 ) -> AuditReport:
     """Audit ``corpus``, or reuse the report of an audit of the same bytes and settings.
 
@@ -184,7 +190,8 @@ def _audit(
     ``cache_dir/audits/`` under a key of the corpus's sha256, the audit settings, the
     ``max_length``, the audit's own code and scikit-learn's version, written to a temporary
     file and renamed into place (a killed run leaves no half-written report). A hit still
-    writes ``audit.json``, the suspects and the plots into ``out`` and prints the lines.
+    writes ``audit.json``, the suspects and the plots into ``out`` and prints the lines, with
+    this run's ``truncation`` (it changes no count, so it is not in the key).
     """
     from importlib.metadata import version
 
@@ -204,10 +211,15 @@ def _audit(
     if cached.is_file():
         report = audit.AuditReport.from_dict(json.loads(cached.read_text(encoding="utf-8")))
         report.file = str(corpus)
+        trunc = truncation or Truncation()
+        report.truncation_strategy = trunc.strategy
+        report.truncation_head_tokens = trunc.head_tokens
         print(f'[DATA_AUDIT] cached={cached} note="same corpus sha256 and settings"', flush=True)
         audit.write_report(report, out)
         return report
-    report = audit.audit_file(corpus, out_dir=out, max_length=max_length, cfg=cfg)
+    report = audit.audit_file(
+        corpus, out_dir=out, max_length=max_length, cfg=cfg, truncate=truncation
+    )
     cached.parent.mkdir(parents=True, exist_ok=True)
     write_json(cached, report.to_dict(), indent=None, ensure_ascii=False)
     return report
@@ -274,6 +286,8 @@ def mangaassist(
     audit: dict | None = None,
     audit_out: str | None = None,
     max_length: int = 128,
+    truncation: str | None = None,
+    truncation_head_tokens: int | None = None,
 ) -> Source:
     """The MangaAssist corpus, audited and cleaned, ready to be split 80/10/10.
 
@@ -290,6 +304,8 @@ def mangaassist(
         audit: thresholds (``conf/audit/default.yaml``).
         audit_out: folder for ``audit.json`` and plots (the run directory's ``audit/``).
         max_length: token budget for the audit's truncation share.
+        truncation, truncation_head_tokens: what the run keeps of a longer message
+            (``data.module.truncation``), named in the audit's lines (None: ``first``).
     """
     from mangaassist.data.audit import SUSPECTS_CSV
     from mangaassist.data.cleaning import clean
@@ -303,7 +319,8 @@ def mangaassist(
     else:
         corpus = Path(path)
     out = Path(audit_out) if audit_out else corpus.parent / "audit"
-    report = _audit(corpus, out, audit, max_length, Path(cache_dir))
+    trunc = check_truncation(truncation, truncation_head_tokens, max_length)
+    report = _audit(corpus, out, audit, max_length, Path(cache_dir), trunc)
     if report.blocking:  # `mangaassist data audit` exits 1 here; training says so and goes on
         print(
             f'[DATA] warning=audit_blocking by={",".join(report.blocking)} note="the audit '

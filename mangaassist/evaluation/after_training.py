@@ -4,6 +4,7 @@
 after ``train(cfg)`` when ``cfg.evaluate`` is true. It writes, inside the run directory::
 
     calibration.json            temperature + fallback thresholds (also T in best.ckpt)
+    secondary.json              the secondary-intent threshold, chosen on val (runs with that head)
     eval/test/                  metrics.json, predictions.jsonl, report.html
     eval/golden/                the same on the golden set (when it applies)
     eval/summary.json           the flat headline dict this function returns
@@ -41,7 +42,11 @@ from mangaassist.evaluation.out_of_scope import (
     oos_headline,
     oos_log_line,
 )
+from mangaassist.evaluation.secondary import SECONDARY_FILE, fit_policy
+from mangaassist.evaluation.secondary import headline as secondary_headline
+from mangaassist.evaluation.secondary import log_line as secondary_log_line
 from mangaassist.evaluation.settings import EvalSettings, load_eval_settings
+from mangaassist.evaluation.slices import slices_line
 
 GOLDEN = Path(mangaassist.data.__file__).parent / "golden" / "golden.jsonl"
 
@@ -106,7 +111,8 @@ def post_train(run_dir: Path, cfg: DictConfig | None = None) -> dict[str, float]
 
     Returns:
         Flat headline metrics: ``test/...``, ``golden/...`` (when it applies),
-        ``latency/p50_ms|p95_ms|p99_ms`` and ``calibration/...`` (temperature, val ECE).
+        ``latency/p50_ms|p95_ms|p99_ms`` and ``calibration/...`` (temperature, val ECE);
+        with the secondary head also ``<set>/secondary_...`` and ``secondary/threshold``.
     """
     run_dir = Path(run_dir)
     config = cfg if cfg is not None else read_config(run_dir)
@@ -138,6 +144,19 @@ def post_train(run_dir: Path, cfg: DictConfig | None = None) -> dict[str, float]
         calib = None
         print(f'[EVAL] note="no {val_path}; temperature stays 1.0, default thresholds"')
 
+    secondary = None
+    if run.has_secondary:  # threshold from val only, then applied unchanged to every set
+        secondary = fit_policy(run, val_path, config.get("secondary"))
+        secondary.save(run_dir / SECONDARY_FILE)
+        val_f1 = secondary.val.get("f1_all")
+        print(
+            f'[SECONDARY] threshold={secondary.threshold:.2f} chosen_on="{secondary.chosen_on}" '
+            f"mask_primary={str(secondary.mask_primary).lower()} "
+            f"val_f1_all={'na' if val_f1 is None else f'{100 * val_f1:.1f}'}",
+            flush=True,
+        )
+        out["secondary/threshold"] = secondary.threshold
+
     context = {"model": str(run_dir)}
     sets = [("test", run_dir / "data" / "test.jsonl")]
     gold = golden_path(settings)
@@ -155,7 +174,13 @@ def post_train(run_dir: Path, cfg: DictConfig | None = None) -> dict[str, float]
         examples, oos = read_scoped(path, run.labels, run_dir)
         # Latency is a property of the model, not of the set: time it once, on test messages.
         ev = evaluate_run(
-            run, examples, rare=rare, calibration=calib, settings=settings, time_it=name == "test"
+            run,
+            examples,
+            rare=rare,
+            calibration=calib,
+            settings=settings,
+            time_it=name == "test",
+            secondary=secondary,
         )
         if oos:
             ev.metrics["out_of_scope"] = evaluate_out_of_scope(
@@ -168,11 +193,16 @@ def post_train(run_dir: Path, cfg: DictConfig | None = None) -> dict[str, float]
             context={**context, "data": str(path)},
         )
         print(log_line(ev.metrics, "EVAL", name), flush=True)
+        if ev.metrics.get("slices"):  # script and length slices: issue 13's weak spots
+            print(slices_line(ev.metrics["slices"], name), flush=True)
+        if ev.metrics.get("secondary"):
+            print(secondary_log_line(ev.metrics["secondary"], name), flush=True)
         if oos:
             print(oos_log_line(ev.metrics["out_of_scope"], name), flush=True)
         oos_flat |= oos_headline(ev.metrics.get("out_of_scope"), name)
         print(f"[REPORT] set={name} path={report}", flush=True)
         out |= headline(ev.metrics, name) | oos_flat
+        out |= secondary_headline(ev.metrics.get("secondary"), name)
     (run_dir / "eval").mkdir(exist_ok=True)
     write_json(run_dir / "eval" / "summary.json", out, sort_keys=True)
     merge_run_metrics(run_dir, oos_flat)

@@ -10,11 +10,25 @@ import argparse
 from pathlib import Path
 
 
+def _bundle_secondary(bundle):  # -> evaluation.secondary.SecondaryPolicy | None
+    """The secondary policy a bundle with that head serves by (its manifest), else None."""
+    from mangaassist.evaluation.secondary import CRITERION, SecondaryPolicy
+
+    entry, rule = bundle.manifest.get("secondary"), bundle.secondary
+    if rule is None:
+        return None
+    where = entry.get("chosen_on") or "bundle manifest"
+    return SecondaryPolicy(
+        rule.threshold, rule.mask_primary, where, entry.get("criterion", CRITERION)
+    )
+
+
 def _evaluate_bundle(args: argparse.Namespace) -> int:
     """``evaluate --model BUNDLE``: the exported model as served (ONNX Runtime, its policy)."""
     from mangaassist.evaluation import artifacts
     from mangaassist.evaluation.evaluate import evaluate_bundle, log_line, write_evaluation
     from mangaassist.evaluation.settings import load_eval_settings
+    from mangaassist.evaluation.slices import slices_line
     from mangaassist.inference import Predictor, open_bundle
 
     bundle = open_bundle(args.model)
@@ -27,6 +41,7 @@ def _evaluate_bundle(args: argparse.Namespace) -> int:
         rare=bundle.rare_classes,
         settings=settings,
         time_it=not args.no_latency,
+        secondary=_bundle_secondary(bundle),
     )
     context = {
         "model": str(args.model),
@@ -39,6 +54,12 @@ def _evaluate_bundle(args: argparse.Namespace) -> int:
         ev, Path(args.out), title=f"{Path(args.data).name} · {bundle.version}", context=context
     )
     print(log_line(ev.metrics, "EVAL", Path(args.data).stem))
+    if ev.metrics.get("slices"):
+        print(slices_line(ev.metrics["slices"], Path(args.data).stem))
+    if ev.metrics.get("secondary"):
+        from mangaassist.evaluation.secondary import log_line as secondary_line
+
+        print(secondary_line(ev.metrics["secondary"], Path(args.data).stem))
     print(f"[REPORT] path={report} metrics={Path(args.out) / 'metrics.json'}")
     return 0
 
@@ -59,6 +80,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from mangaassist.evaluation.evaluate import evaluate_run, log_line, write_evaluation
     from mangaassist.evaluation.out_of_scope import evaluate_out_of_scope, oos_log_line
     from mangaassist.evaluation.settings import load_eval_settings
+    from mangaassist.evaluation.slices import slices_line
 
     config = artifacts.read_config(model_dir)
     settings = load_eval_settings(config, Path(args.config) if args.config else None)
@@ -68,6 +90,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     if calib is None and val.is_file():
         print(f'[EVAL] note="no calibration.json; fitting T on {val} for this report only"')
         calib = fit_calibration(run, val, settings)
+    secondary = None
+    if run.has_secondary:  # the threshold post_train chose on val; else chosen on val now
+        from mangaassist.evaluation import secondary as sec
+
+        stored = model_dir / sec.SECONDARY_FILE
+        secondary = (
+            sec.SecondaryPolicy.load(stored)
+            if stored.is_file()
+            else sec.fit_policy(run, val, config.get("secondary"))
+        )
     ev = evaluate_run(
         run,
         examples,
@@ -75,6 +107,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         calibration=calib,
         settings=settings,
         time_it=not args.no_latency,
+        secondary=secondary,
     )
     if oos:
         ev.metrics["out_of_scope"] = evaluate_out_of_scope(
@@ -87,6 +120,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         context={"model": str(model_dir), "data": str(args.data)},
     )
     print(log_line(ev.metrics, "EVAL", Path(args.data).stem))
+    if ev.metrics.get("slices"):
+        print(slices_line(ev.metrics["slices"], Path(args.data).stem))
+    if ev.metrics.get("secondary"):
+        print(sec.log_line(ev.metrics["secondary"], Path(args.data).stem))
     if oos:
         print(oos_log_line(ev.metrics["out_of_scope"], Path(args.data).stem))
     print(f"[REPORT] path={report} metrics={Path(args.out) / 'metrics.json'}")

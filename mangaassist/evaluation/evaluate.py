@@ -27,8 +27,10 @@ from mangaassist.errors import UserError
 from mangaassist.evaluation import calibration as cal
 from mangaassist.evaluation import confusion, fallback, metrics
 from mangaassist.evaluation.latency import latency_as_served
+from mangaassist.evaluation.secondary import SecondaryPolicy, evaluate_secondary
 from mangaassist.evaluation.settings import EvalSettings
 from mangaassist.evaluation.significance import bootstrap_ci
+from mangaassist.evaluation.slices import slice_metrics
 from mangaassist.training.lines import figure, percent
 
 
@@ -43,6 +45,8 @@ class Evaluation:
     texts: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
     latency_samples_ms: list[float] = field(default_factory=list)
+    # Predicted secondary intents per example (runs with the secondary head; else empty).
+    secondary: list[list[str]] = field(default_factory=list)
 
     @property
     def y_pred(self) -> np.ndarray:
@@ -68,8 +72,10 @@ def evaluate_arrays(
         logits: (N, C) raw logits (before temperature).
         y_true: (N,) true indices.
         labels: C names in index order.
-        texts: N messages (for the error lists); None = empty strings.
-        tags: N tag lists; per-tag metrics when any example has a tag.
+        texts: N messages (for the error lists and the script/length slices); None = empty
+            strings and no slices.
+        tags: N tag lists; per-tag metrics when any example has a tag (a ``romaji`` tag also
+            decides the romaji slice).
         rare: rare class names.
         calibration: temperature and fallback policy; None = T 1.0 and the configured defaults.
         settings: evaluation settings; None = the built-in defaults.
@@ -81,6 +87,7 @@ def evaluate_arrays(
         raise ValueError(
             f"logits {logits.shape} do not match {len(y_true)} labels x {len(labels)} classes"
         )
+    has_texts = texts is not None
     texts = list(texts) if texts is not None else [""] * len(y_true)
     calib = calibration or cal.Calibration(
         global_threshold=s.fallback.global_threshold, margin=s.fallback.margin
@@ -109,6 +116,8 @@ def evaluate_arrays(
         "ci": {k: bootstrap_ci(y_true, pred, len(labels), k, **boot) for k in ("acc", "macro_f1")},
         "per_class": m["per_class"],
         "per_tag": metrics.per_tag_metrics(y_true, pred, tags, labels, rare) if has_tags else [],
+        # Script (latin/romaji/japanese/mixed) and length slices, with Wilson intervals.
+        "slices": slice_metrics(y_true, pred, texts, tags, labels) if has_texts else None,
         "confusion": m["confusion"],
         "confusion_normalised": confusion.row_normalise(cm).round(4).tolist(),
         "confused_pairs": confusion.confused_pairs(cm, labels, s.routing_cost, s.report.top_pairs),
@@ -221,6 +230,7 @@ def evaluate_run(
     calibration: cal.Calibration | None = None,
     settings: EvalSettings | None = None,
     time_it: bool = True,
+    secondary: SecondaryPolicy | None = None,
 ) -> Evaluation:
     """Score examples with a loaded run, time batch-1 inference on them, and evaluate.
 
@@ -229,6 +239,8 @@ def evaluate_run(
         examples: :class:`~mangaassist.data.schema.Example` objects with labels the run knows.
         time_it: measure batch-1 latency on (up to ``latency.max_messages`` of) these messages,
             on ``latency.runtime`` (ONNX Runtime by default; the result names the runtime).
+        secondary: the run's secondary-intent policy; given (and the run has that head), the
+            secondary figures go to ``metrics["secondary"]``, from the same forward pass.
     """
     s = settings or EvalSettings()
     if not examples:
@@ -238,8 +250,10 @@ def evaluate_run(
     if time_it:  # on the serving runtime (latency.runtime), batch 1
         t = calibration.temperature if calibration else 1.0
         latency = latency_as_served(run, texts, s.latency, temperature=t)
-    return _score_examples(
-        run.predict_logits(texts),
+    second = secondary is not None and getattr(run, "has_secondary", False)
+    logits, sec_logits = run.predict_heads(texts) if second else (run.predict_logits(texts), None)
+    ev = _score_examples(
+        logits,
         examples,
         run.labels,
         rare=rare,
@@ -247,6 +261,11 @@ def evaluate_run(
         settings=s,
         latency=latency,
     )
+    if sec_logits is not None:
+        ev.metrics["secondary"], ev.secondary = evaluate_secondary(
+            sec_logits, ev.y_pred, examples, run.labels, secondary
+        )
+    return ev
 
 
 def evaluate_bundle(
@@ -256,11 +275,16 @@ def evaluate_bundle(
     rare: Sequence[str] = (),
     settings: EvalSettings | None = None,
     time_it: bool = True,
+    secondary: SecondaryPolicy | None = None,
 ) -> Evaluation:
     """Score examples with an export bundle's predictor: the model exactly as served.
 
     Logits come from the same :class:`~mangaassist.inference.Predictor` the server batches
     with; calibration and the fallback rule are the bundle's, and latency is batch 1 on it.
+    A bundle with the secondary head (``predictor.secondary``) also gets the secondary
+    figures of :func:`evaluate_run` in ``metrics["secondary"]``, from the graph's second
+    output in the same runs, under ``secondary`` (the policy recorded in the bundle's
+    manifest; None: the predictor's threshold and mask).
     """
     from mangaassist.evaluation.latency import time_predict_one
 
@@ -276,8 +300,9 @@ def evaluate_bundle(
             **time_predict_one(predictor.predict_one, texts, **timing),
         }
         latency["num_threads"] = predictor.num_threads
-    return _score_examples(
-        predictor.logits(texts),
+    logits, sec_logits = predictor.heads(texts)  # (N, C) each; sec None without the head
+    ev = _score_examples(
+        logits,
         examples,
         predictor.labels,
         rare=rare,
@@ -285,6 +310,13 @@ def evaluate_bundle(
         settings=s,
         latency=latency,
     )
+    if sec_logits is not None:
+        rule = predictor.secondary
+        policy = secondary or SecondaryPolicy(rule.threshold, rule.mask_primary, "bundle")
+        ev.metrics["secondary"], ev.secondary = evaluate_secondary(
+            sec_logits, ev.y_pred, examples, predictor.labels, policy
+        )
+    return ev
 
 
 def write_evaluation(
@@ -320,5 +352,7 @@ def write_evaluation(
                 "confidence": round(float(p.max()), 5),
                 "action": str(a),
             }
+            if ev.secondary:  # the secondary head's predicted set, beside the true one
+                row["secondary_pred"] = ev.secondary[i]
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return write_report(ev, out_dir / "report.html", title=title, context=context or {})

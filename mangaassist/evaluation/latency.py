@@ -167,6 +167,9 @@ def latency_as_served(
 
     if settings.runtime not in RUNTIMES:
         raise ValueError(f"latency.runtime must be one of {RUNTIMES}, got {settings.runtime!r}")
+    # A LoadedRun's text function (normalise, + romaji when trained so); a stand-in run
+    # without one is timed with the plain normalisation, as before.
+    preprocess = getattr(run, "preprocess", normalize_text)
     max_length = int(run.config.model.max_length)
     timing = {
         "num_threads": settings.num_threads,
@@ -179,7 +182,7 @@ def latency_as_served(
             run.tokenizer,
             texts,
             max_length,
-            preprocess=normalize_text,
+            preprocess=preprocess,
             temperature=temperature,
             **timing,
         )
@@ -194,6 +197,7 @@ def latency_as_served(
             run.labels,
             num_threads=settings.num_threads,
             temperature=temperature,
+            preprocess=preprocess,
         )
         parity = check_parity(
             run.model, predictor, list(texts[:PARITY_MESSAGES]), atol=settings.parity_atol

@@ -2,7 +2,8 @@
 
 Layout of the bundle folder (``<run>/export`` by default)::
 
-    model.onnx         forward(input_ids, attention_mask) -> raw logits (B, C), opset 17
+    model.onnx         forward(input_ids, attention_mask) -> raw logits (B, C), opset 17;
+                       also secondary_logits (B, C) when the run has the secondary head
     model.int8.onnx    with --quantize int8, only if it agrees with fp32 on validation
     canary.jsonl       32 fixed messages and their answers per precision (checked at load)
     tokenizer/         the run's tokenizer files, as trained with
@@ -10,7 +11,10 @@ Layout of the bundle folder (``<run>/export`` by default)::
     calibration.json   temperature T and fallback thresholds: probabilities = softmax(logits / T)
     README.md          how to call the bundle without this package
     manifest.json      sha256 of every file above, tokenizer hash, normalisation and routing
-                       rule, max_length, runtime versions, parity, int8 check, source
+                       rule, text_preprocess (none | romaji), max_length, truncation
+                       (first | head_tail, with its head size and in words), runtime
+                       versions, parity, int8 check, source; with the secondary head its
+                       policy (threshold, mask_primary, the output's name)
 
 The bundle is written into a temporary sibling folder and renamed into place only after the
 ONNX logits matched PyTorch's on the run's validation messages, so a failure leaves no
@@ -31,6 +35,7 @@ from pathlib import Path
 
 import mangaassist.data
 from mangaassist.data.schema import read_examples
+from mangaassist.data.transliterate import preprocessor
 from mangaassist.errors import UserError
 from mangaassist.evaluation.artifacts import (
     check_run_dir,
@@ -48,6 +53,7 @@ from mangaassist.inference.bundle import (
     verify_bundle,
 )
 from mangaassist.inference.canary import record_canary
+from mangaassist.inference.policy import SECONDARY_OUTPUT, SecondaryRule
 from mangaassist.inference.predictor import Predictor
 from mangaassist.inference.tokenize import TOKENIZER_FILE, BatchTokenizer
 
@@ -94,10 +100,14 @@ def _canary_texts(fallback: list[str]) -> list[str]:
     return fallback[:CANARY_MESSAGES]
 
 
-def _check_tokenizer(trained, served: BatchTokenizer, texts: list[str], folder: Path) -> None:
-    """The bundle's tokenizer gives the ids the training tokenizer gave, or a UserError."""
-    normed = [served.preprocess(t) for t in texts]
-    ref = trained(normed, truncation=True, max_length=served.max_length)["input_ids"]
+def _check_tokenizer(run, served: BatchTokenizer, texts: list[str], folder: Path) -> None:
+    """The bundle's tokenizer gives the ids the training tokenizer gave, or a UserError.
+
+    The reference is the run's own preprocessing (normalise, + romaji when the run had it),
+    Hugging Face tokenizer and truncation (first | head_tail), as its DataModule encoded;
+    served is the bundle's whole path.
+    """
+    ref = run.token_ids(texts)
     bad = sum(list(a) != list(b) for a, b in zip(ref, served.encode(texts), strict=True))
     if bad:
         raise UserError(
@@ -105,6 +115,35 @@ def _check_tokenizer(trained, served: BatchTokenizer, texts: list[str], folder: 
             "validation messages differently from the tokenizer the model was trained with; "
             "check the run's tokenizer/ folder"
         )
+
+
+def _secondary_entry(run, run_dir: Path) -> dict:
+    """The manifest's ``secondary`` entry: the run's ``secondary.json`` (the threshold
+    post-train chose on validation), else chosen on ``data/val.jsonl`` now, as ``evaluate``
+    does for a run that has not been post-trained (the run directory is left unchanged)."""
+    from mangaassist.evaluation.secondary import SECONDARY_FILE, SecondaryPolicy, fit_policy
+
+    stored = run_dir / SECONDARY_FILE
+    if stored.is_file():
+        policy, source = SecondaryPolicy.load(stored), SECONDARY_FILE
+    else:
+        val = run_dir / "data" / "val.jsonl"
+        policy = fit_policy(run, val, run.config.get("secondary"))
+        source = f"chosen at export (no {SECONDARY_FILE}: post-train the run to keep one)"
+    return {
+        "output": SECONDARY_OUTPUT,
+        "probabilities": f"sigmoid({SECONDARY_OUTPUT}), no temperature",
+        "rule": (
+            "secondary intents = every c with sigmoid(secondary_logits)[c] >= threshold, "
+            "except argmax(logits) when mask_primary, ranked by probability"
+        ),
+        "threshold": policy.threshold,
+        "mask_primary": policy.mask_primary,
+        "chosen_on": policy.chosen_on,
+        "criterion": policy.criterion,
+        "source": source,
+        "val": policy.val,
+    }
 
 
 def model_name(model_cfg) -> str:
@@ -128,7 +167,7 @@ def _write_bundle(
 ) -> dict:
     """Export, copy and check everything into ``folder``; returns the manifest."""
     from mangaassist.evaluation.calibration import Calibration
-    from mangaassist.model.onnx_runtime import OPSET, check_parity, to_onnx
+    from mangaassist.model.onnx_runtime import OPSET, parity_diffs, to_onnx
     from mangaassist.training.run_dir import load_run
 
     labels = read_labels(run_dir)
@@ -138,6 +177,9 @@ def _write_bundle(
     calibrated = calib is not None
     if calib is None:  # not calibrated yet: the checkpoint's T and the default thresholds
         calib = Calibration(temperature=float(run.model.temperature), labels=labels)
+    # With the secondary head the graph has a second output, read by the rule in the manifest.
+    secondary = _secondary_entry(run, run_dir) if run.has_secondary else None
+    rule = None if secondary is None else SecondaryRule.from_manifest(secondary, str(run_dir))
     to_onnx(run.model, run.tokenizer, folder / "model.onnx", run.max_length)
     shutil.copytree(run_dir / "tokenizer", folder / "tokenizer")
     shutil.copy2(run_dir / "labels.json", folder / "labels.json")
@@ -146,23 +188,49 @@ def _write_bundle(
     # the ones the model was trained on (the Hugging Face tokenizer) before parity means much.
     predictor = Predictor(
         folder / "model.onnx",
-        BatchTokenizer.from_file(folder / "tokenizer" / TOKENIZER_FILE, run.max_length),
+        BatchTokenizer.from_file(
+            folder / "tokenizer" / TOKENIZER_FILE,
+            run.max_length,
+            preprocess=preprocessor(run.text_preprocess),  # as Predictor.from_bundle builds it
+            truncation=run.truncation,
+        ),
         labels,
         calib,
+        secondary=rule,
     )
-    _check_tokenizer(run.tokenizer, predictor.tokenizer, texts, folder)
-    diff = check_parity(run.model, predictor, texts, atol=atol)
+    _check_tokenizer(run, predictor.tokenizer, texts, folder)
+    diffs = parity_diffs(run.model, predictor, texts, atol=atol)  # every output, fp32
     int8 = quantize_checked(folder, predictor, run_dir) if quantize == "int8" else None
     served = {"fp32": predictor}
     if int8 is not None and int8["accepted"]:
         int8_file = folder / PRECISIONS["int8"]
-        served["int8"] = Predictor(int8_file, predictor.tokenizer, labels, calib, precision="int8")
+        served["int8"] = Predictor(
+            int8_file, predictor.tokenizer, labels, calib, precision="int8", secondary=rule
+        )
+        if rule is not None:  # int8 vs PyTorch, both outputs: measured, not held to atol
+            vs_torch = parity_diffs(run.model, served["int8"], texts, atol=float("inf"))
+            int8["vs_torch"] = {
+                "max_abs_logit_diff": vs_torch["logits"],
+                "max_abs_secondary_logit_diff": vs_torch[SECONDARY_OUTPUT],
+                "messages": len(texts),
+            }
     record_canary(folder, served, _canary_texts(texts))
     model_cfg = run.config.model
     ckpt_sha = file_sha256(run_dir / "checkpoints" / "best.ckpt")
     version = model_version(run_dir, ckpt_sha, model_cfg)
     routing = routing_rule(calib)
-    (folder / "README.md").write_text(bundle_readme(version, labels, calib, run.max_length, int8))
+    (folder / "README.md").write_text(
+        bundle_readme(
+            version,
+            labels,
+            calib,
+            run.max_length,
+            int8,
+            run.text_preprocess,
+            secondary=secondary,
+            truncation=run.truncation,
+        )
+    )
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     return {
         "format": FORMAT_VERSION,
@@ -185,7 +253,13 @@ def _write_bundle(
         "inputs": ["input_ids", "attention_mask"],
         "output": "logits",
         "normalization": NORMALIZATION,
-        "truncation": f"first {run.max_length} tokens, [CLS] and [SEP] included",
+        # After normalisation, before tokenizing: none | romaji (mangaassist.data.transliterate).
+        "text_preprocess": run.text_preprocess,
+        # What a message over max_length keeps (mangaassist.data.truncation): in words, and
+        # as data for serving (absent in bundles from before the option: first).
+        "truncation": run.truncation.describe(run.max_length),
+        "truncation_strategy": run.truncation.strategy,
+        "truncation_head_tokens": run.truncation.head_tokens,
         "padding": "per batch, to the batch's longest message (attention_mask 0 on padding)",
         "probabilities": "softmax(logits / calibration.temperature)",
         "temperature": calib.temperature,
@@ -193,11 +267,18 @@ def _write_bundle(
         "routing": routing,
         "int8": int8,
         "parity": {
-            "max_abs_logit_diff": diff,
+            "max_abs_logit_diff": diffs["logits"],
+            **(
+                {"max_abs_secondary_logit_diff": diffs[SECONDARY_OUTPUT]}
+                if secondary is not None
+                else {}
+            ),
             "atol": atol,
             "messages": len(texts),
             "source": parity_source,
         },
+        # Only with the secondary head (older bundles and runs without it have no key).
+        **({"secondary": secondary} if secondary is not None else {}),
         "runtime_versions": _versions(),
         "files": {
             p.relative_to(folder).as_posix(): {"sha256": file_sha256(p), "bytes": p.stat().st_size}

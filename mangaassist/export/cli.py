@@ -37,6 +37,18 @@ def _export(args: argparse.Namespace) -> int:
             f"top1_agreement={100 * q['agreement']:.2f}% (min {100 * q['min_agreement']:.0f}%) "
             f"macro_f1_fp32={q['macro_f1_fp32']:.2f} macro_f1_int8={q['macro_f1_int8']:.2f} "
             f"(max drop {q['max_f1_drop_points']:g}) n={q['n']} on={q['source']}"
+            + (
+                f" secondary_agreement={100 * q['secondary_agreement']:.2f}%"
+                if "secondary_agreement" in q
+                else ""
+            )
+        )
+    sec = m.get("secondary")
+    if sec is not None:  # the run has the secondary-intent head: a second graph output
+        print(
+            f"[EXPORT] secondary_output={sec['output']} threshold={sec['threshold']:.2f} "
+            f'mask_primary={str(sec["mask_primary"]).lower()} chosen_on="{sec["chosen_on"]}" '
+            f"parity_max_abs_diff={p['max_abs_secondary_logit_diff']:.2e}"
         )
     if not m["calibrated"]:
         note = "run has no calibration.json: T from the checkpoint, default thresholds"

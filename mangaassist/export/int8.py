@@ -4,7 +4,9 @@ Dynamic quantisation stores the MatMul/Gemm weights as int8 and quantises activa
 the fly: no calibration data, about 4x smaller weights and 2-3x faster on CPU. It can move
 predictions, so :func:`quantize_checked` scores fp32 and int8 on the run's whole
 validation split and writes ``model.int8.onnx`` only if top-1 agreement is at least
-``MIN_AGREEMENT`` and macro F1 drops by at most ``MAX_F1_DROP`` (points of F1 x 100).
+``MIN_AGREEMENT`` and macro F1 drops by at most ``MAX_F1_DROP`` (points of F1 x 100). A model
+with the secondary head must also serve the same secondary-intent set (threshold and mask
+applied to each graph's own answer) on at least ``MIN_AGREEMENT`` of the messages.
 
 Weights are quantised per output channel: on the default model's validation split (4,843
 messages) per-tensor scales agreed with fp32 on 98.37% (refused), per-channel on 99.36%
@@ -20,6 +22,7 @@ import numpy as np
 
 from mangaassist.data.schema import read_examples
 from mangaassist.inference.bundle import PRECISIONS
+from mangaassist.inference.policy import sigmoid
 from mangaassist.inference.predictor import Predictor
 
 MIN_AGREEMENT = 0.99  # top-1 agreement of int8 with fp32 on validation
@@ -48,7 +51,9 @@ def quantize_checked(
 
     Returns:
         The manifest's ``int8`` entry: ``accepted``, ``agreement``, ``macro_f1_fp32`` /
-        ``macro_f1_int8`` (F1 x 100), ``n``, ``source`` and the limits applied.
+        ``macro_f1_int8`` (F1 x 100), ``n``, ``source`` and the limits applied; with the
+        secondary head (``fp32.secondary``) also ``secondary_agreement`` (share of messages
+        with the same secondary set) and ``max_abs_secondary_prob_diff``.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -66,14 +71,31 @@ def quantize_checked(
         quantize_dynamic(
             folder / PRECISIONS["fp32"], staged, weight_type=QuantType.QInt8, per_channel=True
         )
-        int8 = Predictor(staged, fp32.tokenizer, fp32.labels, fp32.calibration, precision="int8")
+        int8 = Predictor(
+            staged,
+            fp32.tokenizer,
+            fp32.labels,
+            fp32.calibration,
+            precision="int8",
+            secondary=fp32.secondary,
+        )
         ids = fp32.tokenizer.encode(texts)
-        pred32 = fp32.logits_of_ids(ids).argmax(axis=1)
-        pred8 = int8.logits_of_ids(ids).argmax(axis=1)
+        z32, sec32 = fp32.heads_of_ids(ids)  # (N, C) each; sec None without the head
+        z8, sec8 = int8.heads_of_ids(ids)
+        pred32, pred8 = z32.argmax(axis=1), z8.argmax(axis=1)
         agreement = float((pred32 == pred8).mean())
         f1_32 = 100 * _macro_f1(y_true, pred32, fp32.labels)
         f1_8 = 100 * _macro_f1(y_true, pred8, fp32.labels)
         accepted = agreement >= min_agreement and f1_32 - f1_8 <= max_f1_drop
+        second = {}
+        if fp32.secondary is not None:  # the sets each graph would serve, message by message
+            rule = fp32.secondary
+            same = (rule.mask(sec32, pred32) == rule.mask(sec8, pred8)).all(axis=1)  # (N,)
+            second = {
+                "secondary_agreement": float(same.mean()),
+                "max_abs_secondary_prob_diff": float(np.abs(sigmoid(sec32) - sigmoid(sec8)).max()),
+            }
+            accepted = accepted and second["secondary_agreement"] >= min_agreement
         if accepted:
             staged.replace(target)
     finally:
@@ -88,4 +110,5 @@ def quantize_checked(
         "min_agreement": min_agreement,
         "max_f1_drop_points": max_f1_drop,
         "method": "onnxruntime.quantization.quantize_dynamic, QInt8 weights per channel",
+        **second,
     }

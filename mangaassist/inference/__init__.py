@@ -10,6 +10,7 @@ from mangaassist.inference.policy import (
     CALIBRATION_FILE,
     Calibration,
     FallbackPolicy,
+    SecondaryRule,
     decide,
     softmax,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "Calibration",
     "FallbackPolicy",
     "Predictor",
+    "SecondaryRule",
     "decide",
     "open_bundle",
     "softmax",

@@ -2,17 +2,24 @@
 
 A bundle (written by ``mangaassist export``, see :mod:`mangaassist.export.bundle`) is a folder::
 
-    model.onnx         forward(input_ids, attention_mask) -> raw logits (B, C)
+    model.onnx         forward(input_ids, attention_mask) -> raw logits (B, C), and
+                       secondary_logits (B, C) when the model has the secondary head
     model.int8.onnx    optional: the dynamically quantised graph (written only if it agreed)
     tokenizer/         the run's tokenizer files, as trained with
     labels.json        label names in logit order
     calibration.json   temperature and fallback thresholds
     README.md          how to call it without this package
-    manifest.json      sha256 of every file, tokenizer hash, normalisation, routing rule
+    manifest.json      sha256 of every file, tokenizer hash, normalisation, routing rule,
+                       text_preprocess (none | romaji; absent in older bundles: none),
+                       truncation_strategy (first | head_tail; absent in older bundles:
+                       first) and truncation_head_tokens (head_tail's head size),
+                       secondary (threshold, mask_primary, output; only with that head)
 
 :func:`open_bundle` refuses, with one line naming the file, a bundle whose files changed since
-export, whose tokenizer is not the one the model was trained with, or whose manifest names a
-path outside the folder. A corrupt ONNX file is refused when the session is built
+export, whose tokenizer is not the one the model was trained with, whose manifest names a
+path outside the folder, whose ``text_preprocess`` or truncation this runtime does not know,
+or whose ``secondary`` entry is malformed. A corrupt
+ONNX file is refused when the session is built
 (:class:`~mangaassist.inference.predictor.Predictor`).
 """
 
@@ -24,8 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mangaassist.atomic import file_sha256
+from mangaassist.data.transliterate import check_text_preprocess
+from mangaassist.data.truncation import Truncation, check_truncation
 from mangaassist.errors import UserError
-from mangaassist.inference.policy import CALIBRATION_FILE, Calibration
+from mangaassist.inference.policy import CALIBRATION_FILE, Calibration, SecondaryRule
 
 MANIFEST = "manifest.json"
 
@@ -132,6 +141,28 @@ class Bundle:
         return str(self.manifest.get("model_version") or f"bundle-{self.sha256[:8]}")
 
     @property
+    def text_preprocess(self) -> str:
+        """``none`` or ``romaji``: applied after normalisation, before tokenizing, as in
+        training (checked by :func:`open_bundle`; a bundle from before the option: ``none``)."""
+        return str(self.manifest.get("text_preprocess") or "none")
+
+    @property
+    def truncation(self) -> Truncation:
+        """Which tokens of a message over ``max_length`` are kept, as in training: ``first``
+        or ``head_tail`` (checked by :func:`open_bundle`; a bundle from before the option:
+        ``first``)."""
+        return manifest_truncation(self.manifest, self.folder)
+
+    @property
+    def secondary(self) -> SecondaryRule | None:
+        """The secondary-intent rule (threshold, mask_primary, the graph's second output), or
+        None: a model without that head, or a bundle exported before it (checked at load)."""
+        entry = self.manifest.get("secondary")
+        if entry is None:
+            return None
+        return SecondaryRule.from_manifest(entry, str(self.folder / MANIFEST))
+
+    @property
     def rare_classes(self) -> list[str]:
         """The training run's rare classes (empty for bundles exported before they were kept)."""
         return [str(c) for c in self.manifest.get("rare_classes", [])]
@@ -155,12 +186,45 @@ class Bundle:
         return self.folder / PRECISIONS[precision], precision
 
 
+def manifest_truncation(manifest: dict, folder: Path) -> Truncation:
+    """The manifest's ``truncation_strategy`` and ``truncation_head_tokens``, checked (absent:
+    ``first``, as every bundle exported before the option truncated).
+
+    Raises:
+        UserError: an unknown strategy or a head size that does not fit ``max_length``,
+            naming the manifest and the key.
+    """
+    where = f"{Path(folder) / MANIFEST}: truncation"
+    return check_truncation(
+        manifest.get("truncation_strategy"),
+        manifest.get("truncation_head_tokens"),
+        int(manifest["max_length"]),
+        where=f"{where}_strategy",
+        head_where=f"{where}_head_tokens",
+    )
+
+
 def open_bundle(folder: str | Path) -> Bundle:
     """Verify a bundle (:func:`verify_bundle`) and read its labels and calibration."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such bundle folder; export one with `mangaassist export`")
     manifest = verify_bundle(folder)
+    try:
+        check_text_preprocess(
+            manifest.get("text_preprocess"), f"{folder / MANIFEST}: text_preprocess"
+        )
+    except UserError as err:  # a bundle from a newer exporter, or an edited manifest
+        raise BundleError(f"{err}; re-export the run with this version", "manifest") from None
+    try:
+        manifest_truncation(manifest, folder)
+    except UserError as err:  # likewise
+        raise BundleError(f"{err}; re-export the run with this version", "manifest") from None
+    if manifest.get("secondary") is not None:
+        try:
+            SecondaryRule.from_manifest(manifest["secondary"], str(folder / MANIFEST))
+        except UserError as err:
+            raise BundleError(str(err), "manifest") from None
     try:
         labels = json.loads((folder / "labels.json").read_text())
     except (OSError, ValueError) as err:

@@ -1,4 +1,5 @@
-"""The runtime policy: calibrated probabilities, the fallback rule and the route of an intent.
+"""The runtime policy: calibrated probabilities, the fallback rule and the route of an intent,
+and the secondary intents of a multi-ask message (:class:`SecondaryRule`).
 
 Offline evaluation and the online server both answer through these functions, so what a
 report says about a model is what its users get. Nothing here imports torch.
@@ -181,3 +182,78 @@ def decide(
             }
         )
     return out
+
+
+# The second graph output of a bundle whose model has the secondary-intent head.
+SECONDARY_OUTPUT = "secondary_logits"
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Elementwise ``1 / (1 + exp(-z))`` in float64, stable for large ``|z|``."""
+    return np.exp(-np.logaddexp(0.0, -np.asarray(z, dtype=np.float64)))
+
+
+@dataclass(frozen=True)
+class SecondaryRule:
+    """Which other intents a multi-ask message names: the manifest's ``secondary`` entry.
+
+    ``p = sigmoid(secondary_logits)``, no temperature (the head is its own multi-label model).
+    Intent ``c`` is secondary when ``p[c] >= threshold`` and, with ``mask_primary``, ``c`` is
+    not the predicted primary intent (argmax of the primary logits); they are ranked by ``p``,
+    highest first. The rule of training's ``SecondaryPolicy``
+    (``mangaassist.evaluation.secondary``), with the threshold it chose on validation.
+
+    Example:
+        >>> rule = SecondaryRule(threshold=0.5)
+        >>> z = np.array([[0.0, 2.0, 3.0]])  # p = 0.5, 0.881, 0.953; primary is c
+        >>> [(s["intent"], round(s["probability"], 3)) for s in rule.intents(z, [2], "abc")[0]]
+        [('b', 0.881), ('a', 0.5)]
+    """
+
+    threshold: float
+    mask_primary: bool = True
+    output: str = SECONDARY_OUTPUT
+
+    def mask(self, secondary_logits: np.ndarray, primary_pred: Sequence[int]) -> np.ndarray:
+        """(N, C) bool predicted secondary intents from (N, C) logits and (N,) primary indices."""
+        pred = sigmoid(secondary_logits) >= self.threshold
+        if self.mask_primary:
+            pred[np.arange(len(pred)), np.asarray(primary_pred, dtype=np.int64)] = False
+        return pred
+
+    def intents(
+        self, secondary_logits: np.ndarray, primary_pred: Sequence[int], labels: Sequence[str]
+    ) -> list[list[dict]]:
+        """Per message, ``[{"intent", "probability"}, ...]`` ranked by probability (may be [])."""
+        probs = sigmoid(secondary_logits)  # (N, C)
+        out = []
+        for p, keep in zip(probs, self.mask(secondary_logits, primary_pred), strict=True):
+            ranked = [int(c) for c in np.argsort(-p, kind="stable") if keep[c]]
+            out.append([{"intent": labels[c], "probability": float(p[c])} for c in ranked])
+        return out
+
+    @classmethod
+    def from_manifest(cls, entry: object, where: str) -> SecondaryRule:
+        """The rule of a manifest's ``secondary`` entry.
+
+        Raises:
+            UserError: not an object, a threshold outside (0, 1), a non-boolean
+                ``mask_primary`` or an output name other than ``secondary_logits`` (``where``
+                names the file).
+        """
+        ok = isinstance(entry, Mapping)
+        threshold = entry.get("threshold") if ok else None
+        mask = entry.get("mask_primary", True) if ok else None
+        output = entry.get("output", SECONDARY_OUTPUT) if ok else None
+        number = isinstance(threshold, int | float) and not isinstance(threshold, bool)
+        if not (number and 0 < threshold < 1 and isinstance(mask, bool)):
+            raise UserError(
+                f"{where}: secondary must hold a threshold in (0, 1) and a boolean mask_primary, "
+                f"got {entry!r}; re-export the run with `mangaassist export`"
+            )
+        if output != SECONDARY_OUTPUT:
+            raise UserError(
+                f"{where}: secondary output {output!r} is not {SECONDARY_OUTPUT!r}; "
+                "re-export the run with this version"
+            )
+        return cls(float(threshold), mask, output)

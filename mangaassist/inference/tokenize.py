@@ -7,7 +7,10 @@ file's padding off, encodes without padding, and pads each batch to its own long
 (:meth:`BatchTokenizer.pad`): the batcher groups messages of similar length first.
 
 It gives the same ids as the Hugging Face tokenizer the model was trained with
-(``tokenizer(texts, truncation=True, max_length=L, padding=True)``): a test checks it.
+(``tokenizer(texts, truncation=True, max_length=L, padding=True)``): a test checks it. With
+the run's ``truncation: head_tail`` it encodes whole messages and keeps each long one's first
+and last tokens by :meth:`~mangaassist.data.truncation.Truncation.keep`, the function the
+DataModule trained with.
 
 Example:
     >>> tok = BatchTokenizer.from_file(default_tokenizer_file(), max_length=16)
@@ -28,6 +31,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from mangaassist.data.normalize import normalize_text
+from mangaassist.data.truncation import Truncation
 from mangaassist.errors import UserError
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -51,6 +55,8 @@ class BatchTokenizer:
         tokenizer: a ``tokenizers.Tokenizer`` (copied: its padding and truncation are changed).
         max_length: truncation in tokens, special tokens included (the run's max_length).
         preprocess: text normalisation applied first (default: the training normalisation).
+        truncation: which tokens of a longer message are kept (default: ``first``, the
+            first ``max_length``), as the run was trained (the bundle's manifest says).
     """
 
     def __init__(
@@ -58,12 +64,17 @@ class BatchTokenizer:
         tokenizer: Tokenizer,
         max_length: int,
         preprocess: Callable[[str], str] | None = normalize_text,
+        truncation: Truncation | None = None,
     ) -> None:
         self.tokenizer = Tokenizer.from_str(tokenizer.to_str())
         pad = tokenizer.padding or {}
         self.pad_id = int(pad.get("pad_id", self.tokenizer.token_to_id("[PAD]") or 0))
         self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(int(max_length))
+        self.truncation = truncation or Truncation()
+        if self.truncation.by_tokenizer:  # first: the tokenizer's own right truncation
+            self.tokenizer.enable_truncation(int(max_length))
+        else:  # head_tail: whole messages, cut by Truncation.keep in encode
+            self.tokenizer.no_truncation()
         self.max_length = int(max_length)
         self.preprocess = preprocess or (lambda s: s)
 
@@ -79,7 +90,7 @@ class BatchTokenizer:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per message (variable length, truncated); normalisation first."""
         encs = self.tokenizer.encode_batch([self.preprocess(t) for t in texts])
-        return [e.ids for e in encs]
+        return [self.truncation.keep(e.ids, self.max_length) for e in encs]
 
     def pad(self, ids: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
         """Pad to this batch's longest message: int64 ``input_ids``, ``attention_mask`` (B, T)."""

@@ -4,6 +4,10 @@ Focal loss (Lin et al. 2017) is ``-alpha_t (1 - p_t)^gamma log p_t``: a confiden
 prediction (p_t = 0.9, gamma = 2) keeps 0.01 of its cross-entropy, so the gradient goes to the
 hard and rare examples. With ``gamma = 0`` and no weights it is plain cross-entropy.
 
+Secondary intents (multi-ask messages, ``secondary.weight > 0``) add a multi-label term:
+``loss = primary + weight * BCE``, BCE with logits on the multi-hot of ``secondary_intents``
+averaged over the ``B x C`` entries (:func:`with_secondary`).
+
 Example:
     >>> import torch
     >>> w = class_weights([221, 30])          # product_discovery vs escalation counts
@@ -86,3 +90,36 @@ class FocalLoss(nn.Module):
         if self.reduction == "sum":
             return loss.sum()
         return loss.sum() / alpha_t.sum()
+
+
+def secondary_bce(logits: Tensor, target: Tensor) -> Tensor:
+    """BCE with logits of the secondary head, the mean over all ``B x C`` entries.
+
+    Args:
+        logits: (B, C) raw secondary logits, one independent sigmoid per intent.
+        target: (B, C) multi-hot of the secondary intents (the primary label is 0: it is
+            never a target).
+
+    Example:
+        >>> z = torch.tensor([[0.0, 1.0986123, -1.0986123]])  # sigmoid: 0.5, 0.75, 0.25
+        >>> y = torch.tensor([[0.0, 1.0, 0.0]])
+        >>> round(float(secondary_bce(z, y)), 4)  # (ln 2 + ln 4/3 + ln 4/3) / 3
+        0.4228
+    """
+    if logits.shape != target.shape:
+        raise ValueError(
+            f"secondary logits {tuple(logits.shape)} and targets {tuple(target.shape)} differ"
+        )
+    return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+
+
+def with_secondary(primary: Tensor, logits: Tensor, target: Tensor, weight: float) -> Tensor:
+    """``primary + weight * secondary_bce(logits, target)``: the loss with the second head.
+
+    Args:
+        primary: the primary loss (scalar), as the configured criterion returns it.
+        logits: (B, C) secondary logits.
+        target: (B, C) multi-hot secondary targets.
+        weight: ``secondary.weight`` (> 0; with 0 there is no head and no call).
+    """
+    return primary + weight * secondary_bce(logits, target)

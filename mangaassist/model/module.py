@@ -7,6 +7,13 @@ all-MiniLM-L6-v2 was pre-trained; 86 vs 62 BANKING77 accuracy after one epoch). 
 ``linear`` (``W x + b``, the default) or ``cosine`` (:class:`CosineHead`, scaled cosine
 similarity to one learned vector per class, the geometry all-MiniLM-L6-v2 was pre-trained in;
 a tie with ``linear`` on BANKING77 validation, experiments/banking77/).
+
+Secondary intents (``secondary_weight > 0``, off by default): a second, linear multi-label
+head over the same pooled (and dropped-out) vector gives ``secondary_logits`` (B, C), one
+sigmoid per intent, trained with BCE on the multi-hot of ``secondary_intents``:
+``loss = primary + secondary_weight * BCE`` (:func:`~mangaassist.model.losses.with_secondary`).
+``forward`` still returns the primary logits alone, so export and serving see the same graph;
+with weight 0 there is no second head at all (same parameters, checkpoint and outputs).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from torch import Tensor, nn
 
 from mangaassist.model.backbone import load_backbone
 from mangaassist.model.distill import DistillationLoss
+from mangaassist.model.losses import secondary_bce, with_secondary
 from mangaassist.model.metrics import ClassificationMetrics
 from mangaassist.model.param_groups import layerwise_param_groups
 
@@ -89,6 +97,9 @@ class IntentClassifier(L.LightningModule):
         optimizer: ``params -> Optimizer`` (a ``_partial_`` AdamW from config).
         scheduler: ``(optimizer, num_warmup_steps, num_training_steps) -> LRScheduler``.
         rare: indices of the rare classes, for ``rare_recall``.
+        secondary_weight: weight of the secondary-intent BCE; > 0 adds the second head
+            (``secondary_head``, trained at ``lr`` in its own param groups) and needs
+            ``secondary_targets`` (B, C) in every batch; 0 (default): no second head.
     """
 
     def __init__(
@@ -114,12 +125,15 @@ class IntentClassifier(L.LightningModule):
         rare: list[int] | None = None,
         keep_layers: list[int] | str | None = None,
         num_layers: int | None = None,
+        secondary_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got '{pooling}'")
         if head not in HEADS:
             raise ValueError(f"model.head must be one of {HEADS}, got '{head}'")
+        if secondary_weight < 0:
+            raise ValueError(f"secondary.weight must be >= 0, got {secondary_weight}")
         self.save_hyperparameters(ignore=["criterion", "optimizer", "scheduler"])
         self.encoder = load_backbone(
             family, name_or_path, init, allow_download, keep_layers, num_layers
@@ -136,6 +150,9 @@ class IntentClassifier(L.LightningModule):
             if head == "cosine"
             else nn.Linear(hidden, num_labels)
         )
+        # Multi-label secondary intents: one logit per intent (C), created only when trained,
+        # after the primary head so the primary initialisation is the same either way.
+        self.secondary_head = nn.Linear(hidden, num_labels) if secondary_weight > 0 else None
         self.register_buffer("temperature", torch.tensor(1.0))
         self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
         self.eval_loss = nn.CrossEntropyLoss()  # val/test loss is plain NLL whatever we train with
@@ -144,10 +161,35 @@ class IntentClassifier(L.LightningModule):
         self.val_metrics = ClassificationMetrics(num_labels, rare)
         self.test_metrics = ClassificationMetrics(num_labels, rare)
 
+    def features(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """``input_ids``, ``attention_mask`` (B, T) -> the heads' input (B, H): pooled, dropout."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.dropout(pool(hidden, attention_mask, self.hparams.pooling))
+
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """``input_ids``, ``attention_mask`` (B, T) -> logits (B, C), before temperature."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.head(self.dropout(pool(hidden, attention_mask, self.hparams.pooling)))
+        return self.head(self.features(input_ids, attention_mask))
+
+    def forward_with_secondary(
+        self, input_ids: Tensor, attention_mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """(B, T) ids and mask -> (primary logits (B, C), secondary logits (B, C)), one pass.
+
+        Raises:
+            RuntimeError: the model has no secondary head (trained with secondary.weight 0).
+        """
+        if self.secondary_head is None:
+            raise RuntimeError("this model has no secondary head (trained with secondary.weight=0)")
+        z = self.features(input_ids, attention_mask)  # (B, H)
+        return self.head(z), self.secondary_head(z)
+
+    def _secondary_targets(self, batch: dict) -> Tensor:
+        if "secondary_targets" not in batch:
+            raise RuntimeError(
+                "the secondary head needs secondary_targets (B, C) in each batch: build "
+                "IntentDataModule with secondary=True (train() does when secondary.weight > 0)"
+            )
+        return batch["secondary_targets"]
 
     @torch.no_grad()
     def predict_proba(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
@@ -155,7 +197,13 @@ class IntentClassifier(L.LightningModule):
         return (self(input_ids, attention_mask) / self.temperature).softmax(-1)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        secondary = None
+        if self.secondary_head is None:
+            logits = self(batch["input_ids"], batch["attention_mask"])
+        else:
+            logits, secondary = self.forward_with_secondary(
+                batch["input_ids"], batch["attention_mask"]
+            )
         n = len(batch["labels"])
         if isinstance(self.criterion, DistillationLoss):
             if "teacher_logits" not in batch:
@@ -169,11 +217,23 @@ class IntentClassifier(L.LightningModule):
             self.log("train/hard_loss", hard, batch_size=n)
         else:
             loss = self.criterion(logits, batch["labels"])
+        if secondary is not None:
+            target = self._secondary_targets(batch)
+            self.log("train/primary_loss", loss, batch_size=n)
+            self.log("train/secondary_loss", secondary_bce(secondary, target), batch_size=n)
+            loss = with_secondary(loss, secondary, target, self.hparams.secondary_weight)
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         return loss
 
     def _eval_step(self, batch: dict, stage: str, metrics: ClassificationMetrics) -> None:
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        if self.secondary_head is None:
+            logits = self(batch["input_ids"], batch["attention_mask"])
+        else:
+            logits, secondary = self.forward_with_secondary(
+                batch["input_ids"], batch["attention_mask"]
+            )
+            bce = secondary_bce(secondary, self._secondary_targets(batch))
+            self.log(f"{stage}/secondary_loss", bce, sync_dist=True, batch_size=len(logits))
         loss = self.eval_loss(logits.float(), batch["labels"])
         self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(logits))
         metrics.update(logits / self.temperature, batch["labels"])
@@ -200,8 +260,9 @@ class IntentClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> dict:
         h = self.hparams
+        extra = {} if self.secondary_head is None else {"secondary": self.secondary_head}
         groups = layerwise_param_groups(
-            self.encoder, self.head, h.lr, h.layer_decay, h.weight_decay
+            self.encoder, self.head, h.lr, h.layer_decay, h.weight_decay, extra_heads=extra
         )
         make = self._optimizer or torch.optim.AdamW
         overrides = {}

@@ -3,7 +3,8 @@
 Layer ``l`` trains at ``eta_l = eta_base * xi ** (L - l)``: embeddings are layer 0, encoder
 block ``i`` is layer ``i + 1``, the classification head is layer ``L = n_blocks + 1`` and gets
 ``eta_base``. Low layers hold general language knowledge and move slowly; the head is new and
-moves fastest. Biases and LayerNorm weights get no weight decay.
+moves fastest. Biases and LayerNorm weights get no weight decay. A second head (the
+secondary-intent head) gets groups of its own at ``eta_base``, named after it.
 
 One naming rule covers the families we ship: BERT/MiniLM/TinyBERT and RoBERTa
 (``embeddings.*``, ``encoder.layer.<i>.*``) and DistilBERT (``embeddings.*``,
@@ -16,6 +17,7 @@ Example (6-block MiniLM, eta_base 2e-5, xi 0.8): head 2e-5, block 6 1.6e-5, ...,
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from torch import nn
 
@@ -50,6 +52,7 @@ def layerwise_param_groups(
     base_lr: float,
     layer_decay: float = 0.8,
     weight_decay: float = 0.01,
+    extra_heads: Mapping[str, nn.Module] | None = None,
 ) -> list[dict]:
     """AdamW param groups with layer-wise LRs; each trainable parameter in exactly one group.
 
@@ -59,10 +62,14 @@ def layerwise_param_groups(
         base_lr: ``eta_base``, the head's learning rate.
         layer_decay: ``xi`` in (0, 1]; 1 gives one LR everywhere.
         weight_decay: for weight matrices; biases and norms get 0.
+        extra_heads: further heads by name (``{"secondary": head}``), each trained at
+            ``base_lr`` in groups of its own, ``<name>_decay`` / ``<name>_no_decay``, after
+            the layers' groups.
 
     Returns:
         Groups ordered from embeddings to head, each with ``params``, ``lr``, ``weight_decay``
-        and a ``name`` such as ``layer03_decay`` (LR loggers and tests read it).
+        and a ``name`` such as ``layer03_decay`` (LR loggers and tests read it), then the
+        extra heads' groups.
     """
     if not 0 < layer_decay <= 1:
         raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
@@ -84,4 +91,19 @@ def layerwise_param_groups(
                 "name": f"layer{layer:02d}_{'decay' if decay else 'no_decay'}",
             }
         )
+    for head_name, extra in (extra_heads or {}).items():
+        by_decay: dict[bool, list[nn.Parameter]] = {}
+        for name, param in extra.named_parameters():
+            if param.requires_grad:
+                by_decay.setdefault(not _NO_DECAY.search(name), []).append(param)
+        for decay in (True, False):
+            if by_decay.get(decay):
+                groups.append(
+                    {
+                        "params": by_decay[decay],
+                        "lr": base_lr,
+                        "weight_decay": weight_decay if decay else 0.0,
+                        "name": f"{head_name}_{'decay' if decay else 'no_decay'}",
+                    }
+                )
     return groups

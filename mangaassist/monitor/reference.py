@@ -137,20 +137,29 @@ def _token_lengths(folder: Path, con: duckdb.DuckDBPyConnection) -> tuple[float,
     tok_file = folder / "tokenizer" / "tokenizer.json"
     if not tok_file.is_file():
         return None
+    from mangaassist.data.transliterate import CONFIG_KEY, preprocessor
     from mangaassist.inference.tokenize import BatchTokenizer  # tokenizers only, no torch
 
-    max_length = 128
+    max_length, text_preprocess = 128, None
     if (folder / "config.yaml").is_file():
         from omegaconf import OmegaConf
 
         # An older or hand-made config without model.max_length: keep the serving default.
+        # Tokens are counted as the server counts them: after the run's text_preprocess.
         with contextlib.suppress(Exception):
-            max_length = int(OmegaConf.load(folder / "config.yaml").model.max_length)
+            cfg = OmegaConf.load(folder / "config.yaml")
+            text_preprocess = OmegaConf.select(cfg, CONFIG_KEY, default=None)
+            max_length = int(cfg.model.max_length)
     texts = [t for (t,) in con.execute("SELECT text FROM ref_text ORDER BY i").fetchall()]
     if not texts:
         return None
     lengths = np.array(
-        [len(x) for x in BatchTokenizer.from_file(tok_file, max_length).encode(texts)]
+        [
+            len(x)
+            for x in BatchTokenizer.from_file(
+                tok_file, max_length, preprocess=preprocessor(text_preprocess)
+            ).encode(texts)
+        ]
     )
     return round(float(lengths.mean()), 3), round(float(np.percentile(lengths, 95)), 3)
 

@@ -50,6 +50,7 @@ _COPY = (
     "labels.json",
     "class_counts.json",
     "calibration.json",
+    "secondary.json",  # the secondary-intent threshold, in runs trained with that head
     "metrics.json",
     "history.csv",
 )

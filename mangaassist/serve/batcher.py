@@ -191,9 +191,11 @@ class MicroBatcher:
         padded = 0
         groups = length_groups(lengths, self.group_padding)
         for group in groups:
-            logits = self.predictor.run_ids([ids[i] for i in group])  # (g, C)
+            # (g, C) each; the secondary head's logits are None for a bundle without it
+            logits, second = self.predictor.run_ids_heads([ids[i] for i in group])
             padded += len(group) * max(lengths[i] for i in group)
-            for i, answer in zip(group, self.predictor.answers(logits, self.top_k), strict=True):
+            done = self.predictor.answers(logits, self.top_k, second)
+            for i, answer in zip(group, done, strict=True):
                 answers[i] = {**answer, "tokens": lengths[i]}
         ms = (time.perf_counter() - t0) * 1000
         return answers, BatchStats(len(batch), len(groups), sum(lengths), padded, ms)

@@ -86,6 +86,8 @@ async def classify(rt: Runtime, raw: bytes, request_id: str | None, t0: float) -
     results = []
     for i, (text, a) in enumerate(zip(texts, answers, strict=True)):
         public = {k: a[k] for k in PUBLIC}
+        if "secondary_intents" in a:  # only a model with the secondary head answers them
+            public["secondary_intents"] = a["secondary_intents"]
         public["model_version"] = version
         public["request_id"] = rid
         public["latency_ms"] = round(latency_ms, 3)

@@ -28,12 +28,17 @@ def format_answer(a: dict) -> str:
         f"routed -> {a['route']}" if not a["fallback"] else f"fallback ({a['fallback_reason']})"
     )
     top = " | ".join(f"{k} {p:.3f}" for k, p in a["top_k"])
-    return f"{a['intent']}  {a['confidence']:.3f}  {decision}\n  top-{len(a['top_k'])}: {top}"
+    out = f"{a['intent']}  {a['confidence']:.3f}  {decision}\n  top-{len(a['top_k'])}: {top}"
+    if "secondary_intents" in a:  # a model with the secondary head
+        also = " | ".join(f"{s['intent']} {s['probability']:.3f}" for s in a["secondary_intents"])
+        out += f"\n  secondary: {also or 'none'}"
+    return out
 
 
 def _public(a: dict) -> dict:
     keys = ("intent", "confidence", "top_k", "fallback", "fallback_reason", "route", "tokens")
-    return {k: a[k] for k in keys}
+    extra = ("secondary_intents",) if "secondary_intents" in a else ()  # with that head only
+    return {k: a[k] for k in (*keys, *extra)}
 
 
 def _predict(args: argparse.Namespace) -> int:

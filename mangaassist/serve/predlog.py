@@ -417,8 +417,10 @@ def prediction_record(
 
     The server and the traffic simulator both build their lines here, so the monitor reads one
     format. ``queue_ms`` / ``batch`` are None where they are not known (replayed traffic).
+    ``secondary_intents`` (``[{"intent", "probability"}, ...]``, as answered) is there only
+    when the answering model has the secondary head.
     """
-    return {
+    record = {
         "ts": ts,
         "request_id": request_id,
         "item": item,
@@ -437,3 +439,9 @@ def prediction_record(
         "status": 200,
         "role": role,
     }
+    if "secondary_intents" in answer:
+        record["secondary_intents"] = [
+            {"intent": s["intent"], "probability": round(s["probability"], 6)}
+            for s in answer["secondary_intents"]
+        ]
+    return record

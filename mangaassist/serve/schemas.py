@@ -52,6 +52,13 @@ class ClassifyRequest(BaseModel):
     texts: list[StrictStr] | None = Field(None, description="several messages, answered in order")
 
 
+class SecondaryIntent(BaseModel):
+    """Another intent the message asks for, besides ``intent``."""
+
+    intent: str
+    probability: float = Field(description="sigmoid(secondary_logits)[intent], no temperature")
+
+
 class Answer(BaseModel):
     """The answer for one message."""
 
@@ -64,6 +71,14 @@ class Answer(BaseModel):
         "top-2 under the margin: ask the user to clarify); null when routed"
     )
     route: str = Field(description="the downstream service, or clarify_or_fallback")
+    secondary_intents: list[SecondaryIntent] = Field(
+        default_factory=list,
+        description="the other intents of a multi-ask message, at or above the model's "
+        "threshold (never the intent itself unless the bundle's mask_primary is off), most "
+        "probable first; present only when the "
+        "model has the secondary-intent head (GET /v1/model: manifest.secondary), where [] "
+        "means none; absent otherwise, which reads as []",
+    )
     model_version: str
     request_id: str
     latency_ms: float

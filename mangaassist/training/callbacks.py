@@ -77,7 +77,9 @@ class TrainingMonitor(Callback):
             if p.grad is not None:
                 by_layer.setdefault(layer_index(name, n), []).append(p.grad)
         head = [p.grad for p in pl_module.head.parameters() if p.grad is not None]
-        every = [g for gs in by_layer.values() for g in gs] + head
+        second = getattr(pl_module, "secondary_head", None)  # None unless secondary.weight > 0
+        extra = [p.grad for p in second.parameters() if p.grad is not None] if second else []
+        every = [g for gs in by_layer.values() for g in gs] + head + extra
         self._grads = {
             "grad_norm": _norm(every),
             "grad_norm/head": _norm(head),
@@ -85,6 +87,8 @@ class TrainingMonitor(Callback):
             "grad_norm/bottom_layer": _norm(by_layer.get(1, [])),
             "grad_norm/embeddings": _norm(by_layer.get(0, [])),
         }
+        if second is not None:
+            self._grads["grad_norm/secondary_head"] = _norm(extra)
         self._before = [p.detach().clone() for p in pl_module.parameters() if p.requires_grad]
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -30,10 +30,12 @@ from pydantic import (
     ValidationError,
 )
 
+from mangaassist.data.truncation import TRUNCATIONS, check_truncation  # plain Python, no torch
 from mangaassist.errors import UserError
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
 STUDENT_RULES = ("bottom", "top", "alternate", "spread")  # = mangaassist.model.students.RULES
+TEXT_PREPROCESSES = ("none", "romaji")  # = mangaassist.data.transliterate.TEXT_PREPROCESSES
 
 
 def _f(**bounds: float) -> Any:
@@ -163,6 +165,15 @@ class DataModule(_Section):
     )
     num_workers: Annotated[StrictInt, Field(ge=0)] = Field(0, description="a whole number >= 0")
     refit: StrictBool = Field(False, description="true or false")
+    text_preprocess: Literal[TEXT_PREPROCESSES] | None = Field(  # type: ignore[valid-type]
+        "none", description=f"one of {', '.join(TEXT_PREPROCESSES)}"
+    )
+    truncation: Literal[TRUNCATIONS] | None = Field(  # type: ignore[valid-type]
+        "first", description=f"one of {', '.join(TRUNCATIONS)}"
+    )
+    truncation_head_tokens: Annotated[StrictInt, Field(ge=0)] | None = Field(
+        64, description="a whole number of tokens >= 0 (at most model.max_length - 2), or null"
+    )
 
 
 class Distill(_Section):
@@ -171,6 +182,14 @@ class Distill(_Section):
     alpha: _f(ge=0.0, le=1.0) = Field(0.5, description="a weight in [0, 1] (e.g. 0.5)")
     cache: str | None = Field(None, description="a file path, or null (in the run directory)")
     batch_size: Count = Field(64, description="a whole number >= 1")
+
+
+class Secondary(_Section):
+    weight: _f(ge=0.0) = Field(0.0, description="a number >= 0 (0: no secondary head; e.g. 0.5)")
+    threshold: _f(gt=0.0, lt=1.0) | None = Field(
+        None, description="a probability in (0, 1), or null (chosen on validation)"
+    )
+    mask_primary: StrictBool = Field(True, description="true or false")
 
 
 class EarlyStopping(_Section):
@@ -198,6 +217,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "data": Data,
     "data.module": DataModule,
     "distill": Distill,
+    "secondary": Secondary,
     "callbacks.early_stopping": EarlyStopping,
     "callbacks.checkpoint": Checkpoint,
     "callbacks.weight_averaging": WeightAveraging,
@@ -252,3 +272,12 @@ def validate_train_config(cfg: DictConfig) -> None:
             key = f"{path}.{field}" if path else field
             allowed = schema.model_fields[field].description
             raise UserError(f"{key}={_show(values[field])} is not allowed: use {allowed}") from None
+    _check_head_tokens(cfg)
+
+
+def _check_head_tokens(cfg: DictConfig) -> None:
+    """``head_tail``'s head fits the budget: 0 to ``model.max_length - 2`` word pieces."""
+    module = OmegaConf.select(cfg, "data.module")
+    max_length = OmegaConf.select(cfg, "model.max_length", default=None)
+    if isinstance(module, DictConfig) and isinstance(max_length, int):
+        check_truncation(module.get("truncation"), module.get("truncation_head_tokens"), max_length)

@@ -151,7 +151,6 @@ def explain(run_dir: str | Path, text: str, label: str | None = None) -> Explana
     """
     import torch
 
-    from mangaassist.data.normalize import normalize_text
     from mangaassist.inference.policy import CALIBRATION_FILE, Calibration, decide, softmax
     from mangaassist.training.run_dir import load_run
 
@@ -163,7 +162,7 @@ def explain(run_dir: str | Path, text: str, label: str | None = None) -> Explana
     # No calibration.json: the server answers with these same defaults (Predictor, bundle).
     calib = Calibration.load(cal_path) if calibrated else Calibration(labels=labels)
 
-    normalised = normalize_text(text)
+    normalised = run.preprocess(text)  # normalise (+ romaji when the run was trained so)
     # As LoadedRun.predict_logits encodes a batch of one: no padding, the run's truncation.
     enc = run.tokenizer(
         [normalised], truncation=True, max_length=run.max_length, return_tensors="pt"

@@ -24,12 +24,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from mangaassist.atomic import write_json
 from mangaassist.checkpoint import load_checkpoint
 from mangaassist.errors import UserError
 from mangaassist.inference.bundle import file_sha256
-from mangaassist.training.run_dir import require_run_files
+from mangaassist.training.run_dir import require_run_files, text_preprocess_of
 
 CHECKPOINT = "checkpoints/best.ckpt"
 SOUP_FILE = "soup.json"
@@ -58,6 +59,13 @@ def _check_ingredients(run_dirs: list[Path]) -> None:
                     "soup would be validated on messages an ingredient trained on. Train them "
                     "with the same data seed and vary data.module.order_seed instead"
                 )
+    # Averaged weights answer one way of writing the text: the soup keeps the first config.
+    seen = {str(r): text_preprocess_of(OmegaConf.load(r / "config.yaml")) for r in run_dirs}
+    if len(set(seen.values())) > 1:
+        raise UserError(
+            f"soup ingredients differ in data.module.text_preprocess ({seen}); their weights "
+            "read differently written text: train them all with one setting"
+        )
 
 
 def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -14,13 +14,18 @@ it) with two tensors and string metadata:
   independent of the split's order and serves any run whose training messages it holds;
 - ``logits`` (N, C) float32: the teacher's logits for that message, in ``labels`` order;
 - metadata: ``format``, ``teacher`` (its path), ``checkpoint_sha256`` (of its best.ckpt),
-  ``labels`` (JSON), ``max_length`` (the teacher's truncation), ``n``.
+  ``labels`` (JSON), ``max_length`` (the teacher's truncation), ``text_preprocess`` (what
+  the teacher's tokenizer saw: ``none`` or ``romaji``; a cache without it is ``none``), ``n``.
 
-A cache is used only if its format, teacher checkpoint hash, labels and max_length match the
-teacher now, and it holds every training message; otherwise it is refused with what differs
-(stale: another teacher, a recalibrated checkpoint, another training split), never silently
-mixed. Teacher and student must share ``labels.json`` order, or the teacher is refused with
-the difference named.
+Keys are of the normalised message whatever either run's ``text_preprocess``: the teacher
+pass applies the teacher's own preprocessing (:meth:`LoadedRun.predict_logits`), so a
+``romaji`` student can learn from a ``none`` teacher and the reverse.
+
+A cache is used only if its format, teacher checkpoint hash, labels, max_length and
+text_preprocess match the teacher now, and it holds every training message; otherwise it is
+refused with what differs (stale: another teacher, a recalibrated checkpoint, another
+training split), never silently mixed. Teacher and student must share ``labels.json`` order,
+or the teacher is refused with the difference named.
 """
 
 from __future__ import annotations
@@ -88,7 +93,7 @@ def teacher_identity(teacher_dir: str | Path) -> dict[str, str]:
     """
     from omegaconf import OmegaConf
 
-    from mangaassist.training.run_dir import require_run_files
+    from mangaassist.training.run_dir import require_run_files, text_preprocess_of
 
     teacher_dir = Path(teacher_dir)
     require_run_files(teacher_dir)
@@ -99,6 +104,7 @@ def teacher_identity(teacher_dir: str | Path) -> dict[str, str]:
         "checkpoint_sha256": file_sha256(teacher_dir / CHECKPOINT),
         "labels": json.dumps(json.loads((teacher_dir / "labels.json").read_text())),
         "max_length": str(int(cfg.model.max_length)),
+        "text_preprocess": text_preprocess_of(cfg),
     }
 
 
@@ -142,7 +148,8 @@ def read_cache(path: Path, identity: dict[str, str], keys: Sequence[bytes]) -> n
     with safe_open(str(path), framework="np") as f:
         meta = f.metadata() or {}
         stored_keys, logits = f.get_tensor("keys"), f.get_tensor("logits")
-    for field in ("format", "checkpoint_sha256", "labels", "max_length"):
+    meta.setdefault("text_preprocess", "none")  # caches written before the option
+    for field in ("format", "checkpoint_sha256", "labels", "max_length", "text_preprocess"):
         if meta.get(field) != identity[field]:
             raise _stale(
                 path,

@@ -27,6 +27,11 @@ os.environ.setdefault("WANDB_MODE", "offline")  # no network here; `wandb sync` 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def secondary_weight_of(cfg: DictConfig) -> float:
+    """``secondary.weight`` of a composed or saved config; 0.0 (no head) when it has none."""
+    return float((cfg.get("secondary") or {}).get("weight") or 0.0)
+
+
 def build(
     cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()
 ) -> tuple[IntentDataModule, IntentClassifier, L.Trainer]:
@@ -35,7 +40,9 @@ def build(
     ``extra_callbacks`` join the configured ones (``sweep.py`` adds its pruning callback).
     With ``distill.teacher`` set, the teacher's logits over the training split are attached
     to the DataModule (:mod:`mangaassist.training.teacher`) and the configured loss is
-    wrapped in a :class:`~mangaassist.model.distill.DistillationLoss`.
+    wrapped in a :class:`~mangaassist.model.distill.DistillationLoss`. With
+    ``secondary.weight > 0`` the model gets the secondary-intent head and the DataModule's
+    batches carry its multi-hot targets.
     ``data.module.rare_below: null`` and ``trainer.enable_progress_bar: null`` are resolved
     here and written back into ``cfg``, so the saved ``config.yaml`` holds what was used.
     """
@@ -51,8 +58,12 @@ def build(
     tokenizer = load_tokenizer(m.name_or_path, m.init, m.allow_download)
     # Objects go in through partials: instantiate() would turn a dataclass kwarg into a config.
     make_dm = instantiate(cfg.data.module, _partial_=True)
+    secondary_weight = secondary_weight_of(cfg)
     dm: IntentDataModule = make_dm(
-        source=instantiate(cfg.data.source), tokenizer=tokenizer, name=cfg.data.name
+        source=instantiate(cfg.data.source),
+        tokenizer=tokenizer,
+        name=cfg.data.name,
+        secondary=secondary_weight > 0,
     )
     with open_dict(cfg):
         cfg.data.module.rare_below = dm.rare_below  # evaluation reads it from config.yaml
@@ -81,6 +92,7 @@ def build(
         optimizer=instantiate(cfg.optim.optimizer),
         scheduler=instantiate(cfg.optim.scheduler),
         rare=rare_class_indices(dm.class_counts, dm.rare_below),
+        secondary_weight=secondary_weight,
     )
     # A callback set to null on the command line (callbacks.early_stopping=null) is off.
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]

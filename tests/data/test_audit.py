@@ -184,6 +184,41 @@ def test_tokenizer_lengths_are_used() -> None:
     assert report.figures["truncated"] == 1.0 and report.tokenizer == "Fake"
 
 
+def test_truncation_counts_messages_over_max_length_and_their_excess() -> None:
+    class ByWords:  # one token per word plus [CLS]/[SEP]
+        def __call__(self, texts, **kwargs):
+            return {"input_ids": [[0] * (len(t.split()) + 2) for t in texts]}
+
+    examples, _, _ = _corpus(100, 0, seed=3)
+    # Four messages over a budget of 12 tokens: 13, 14, 16 and 32 tokens, so 1, 2, 4 and 20
+    # tokens are cut off; p50 of (1, 2, 4, 20) = 3.0, p95 = 4 + 0.85 x 16 = 17.6 (linear).
+    for i, words in enumerate((11, 12, 14, 30)):
+        examples[i].text = " ".join(["order"] * words)
+    short = [ex for ex in examples if len(ex.text.split()) + 2 <= 12]
+    assert len(short) == len(examples) - 4  # the fixture's own messages fit in 12 tokens
+    report = audit_examples(examples, {"cv_folds": 2}, 12, tokenizer=ByWords(), verbose=False)
+    over = report.token_lengths["over_max_length"]
+    assert over == {
+        "max_length": 12,
+        "count": 4,
+        "share": 4 / len(examples),
+        "excess_p50": 3.0,
+        "excess_p95": pytest.approx(17.6),
+        "excess_max": 20,
+    }
+    assert report.figures["truncated"] == pytest.approx(4 / len(examples))
+    line = next(x for x in report.lines() if x.startswith("[DATA_AUDIT] truncation "))
+    assert line == (
+        f"[DATA_AUDIT] truncation max_length=12 over=4 share={4 / len(examples):.1%} "
+        "excess_tokens_p50=3 excess_tokens_p95=17.6 excess_tokens_max=20 tokenizer=ByWords"
+    )
+    # Nothing over the budget: the excess is None, not 0 (no message lost a token).
+    none = audit_examples(examples[4:], {"cv_folds": 2}, 12, tokenizer=ByWords(), verbose=False)
+    assert none.token_lengths["over_max_length"]["count"] == 0
+    assert none.token_lengths["over_max_length"]["excess_max"] is None
+    json.dumps(report.to_dict(), allow_nan=False)
+
+
 def test_defaults_match_the_config_file() -> None:
     conf = yaml.safe_load((ROOT / "conf" / "audit" / "default.yaml").read_text())
     assert conf == DEFAULTS

@@ -17,6 +17,7 @@ MODULES = [
     "confusion",
     "evaluate",
     "selection",
+    "secondary",
 ]
 
 

@@ -81,6 +81,9 @@ def test_post_train_calibrates_and_reports(trained):
         assert m["calibration"]["temperature"] == pytest.approx(cal["temperature"])
     golden = json.loads((trained / "eval" / "golden" / "metrics.json").read_text())
     assert golden["n"] == 80 and golden["per_tag"]  # the golden set is tagged
+    # Script and length slices: the golden set's romaji tags decide its romaji slice.
+    assert golden["slices"]["romaji_from"] == "tags"
+    assert sum(r["n"] for r in golden["slices"]["script"]) == 80
     # The temperature travels with the checkpoint: a reloaded model is calibrated.
     run = load_run(trained)
     assert float(run.model.temperature) == pytest.approx(cal["temperature"], rel=1e-5)
@@ -101,6 +104,7 @@ def test_evaluate_command(trained, tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "[EVAL] set=toy n=120" in out and "p95_ms=" in out
+    assert "[EVAL_SLICES] set=toy latin=" in out and "romaji_from=detector" in out
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert m["n"] == 120 and m["latency"]["n"] == 120 and m["latency"]["p95_ms"] > 0
     assert (tmp_path / "ev" / "report.html").is_file()

@@ -82,3 +82,47 @@ def test_parity_failure_names_the_fix(exported):
         check_parity(other, predictor, TEXTS, atol=1e-4)
     with pytest.raises(ValueError):
         check_parity(model, predictor, [], atol=1e-4)
+
+
+def test_a_model_without_the_secondary_head_exports_one_output(exported):
+    _, _, predictor = exported
+    assert [o.name for o in predictor.session.get_outputs()] == ["logits"]
+    assert predictor.run_heads(predictor.encode(TEXTS))[1] is None
+
+
+def test_the_secondary_head_is_a_second_output_checked_for_parity(tmp_path):
+    import onnx
+
+    from mangaassist.inference.policy import SecondaryRule
+
+    torch.manual_seed(0)
+    model = IntentClassifier("bert", num_labels=10, init="tiny", secondary_weight=0.5)
+    tok = load_tokenizer(None, "tiny")
+    path = to_onnx(model, tok, tmp_path / "model.onnx", 32)
+    graph = onnx.load(str(path)).graph
+    assert [o.name for o in graph.output] == ["logits", "secondary_logits"]
+    for out in graph.output:  # (batch, 10): a dynamic batch axis, C fixed
+        dims = out.type.tensor_type.shape.dim
+        assert dims[0].dim_param == "batch" and dims[1].dim_value == 10
+
+    predictor = onnx_predictor(path, tok, 32, INTENTS)
+    predictor.secondary = SecondaryRule(threshold=0.5)
+    model.eval()
+    enc = predictor.encode(TEXTS)
+    with torch.no_grad():
+        ref_z, ref_z2 = model.forward_with_secondary(
+            torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"])
+        )
+    z, z2 = predictor.heads(TEXTS, batch_size=2)  # batches of their own padding
+    np.testing.assert_allclose(z, ref_z.numpy(), atol=1e-4)
+    np.testing.assert_allclose(z2, ref_z2.numpy(), atol=1e-4)
+    diffs = onnx_runtime.parity_diffs(model, predictor, TEXTS, atol=1e-4)
+    assert set(diffs) == {"logits", "secondary_logits"} and max(diffs.values()) < 1e-4
+    assert check_parity(model, predictor, TEXTS, atol=1e-4) == max(diffs.values())
+
+    # A secondary head that drifted is caught by name, even when the primary logits agree.
+    with torch.no_grad():
+        model.secondary_head.bias += 0.1
+    with pytest.raises(ParityError, match=r"secondary_logits differ from PyTorch by 0\.1"):
+        onnx_runtime.parity_diffs(model, predictor, TEXTS, atol=1e-4)
+    model.train()
