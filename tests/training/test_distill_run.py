@@ -179,9 +179,9 @@ def test_smoke_distillation_run_of_a_layer_reduced_student(tiny_cfg, tiny_run, c
     total = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
     assert kd and len(kd) == len(hard) == len(total)
     assert total[0] == pytest.approx(0.5 * kd[0] + 0.5 * hard[0], rel=1e-4)
-    # The run directory reloads as a 3-layer student with the kept layers recorded.
+    # The run directory reloads as a 3-layer student with the kept layers (the default) recorded.
     backbone = json.loads((run / "backbone/config.json").read_text())
-    assert backbone["num_hidden_layers"] == 3 and backbone["kept_layers"] == [0, 2, 4]
+    assert backbone["num_hidden_layers"] == 3 and backbone["kept_layers"] == [0, 1, 2]
     loaded = load_run(run)
     assert len(loaded.model.encoder.encoder.layer) == 3
     state = torch.load(run / CHECKPOINT, weights_only=True)["state_dict"]
