@@ -17,7 +17,9 @@ THREADS=${THREADS:-null}
 : "${TEACHER:?set TEACHER to the 6-layer run directory (make train prints it)}"
 D=$TEACHER/data
 DATA="data=files data.train=$D/train.jsonl data.val=$D/val.jsonl data.test=$D/test.jsonl"
-DATA="$DATA data.module.rare_below=0.05 data.name=mangaassist threads=$THREADS"
+# The teacher's label order (data=files would sort them; distillation matches logits by index).
+LABELS=$(tr -d ' \n' < "$TEACHER/labels.json" | tr '"' "'")
+DATA="$DATA data.labels=$LABELS data.module.rare_below=0.05 data.name=mangaassist threads=$THREADS"
 # The screen: a third of one epoch each, validation only (no test, no golden, no calibration).
 SCREEN="trainer.max_epochs=1 +trainer.limit_train_batches=0.33 test_after_fit=false evaluate=false"
 CACHE=$OUT/teacher_logits.safetensors

@@ -8,7 +8,6 @@ message over 24 tokens keeps [CLS], its first 8 word pieces, its last 14 and [SE
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -26,6 +25,7 @@ from mangaassist.inference.tokenize import BatchTokenizer
 from mangaassist.training.run_dir import load_run, truncation_of
 from mangaassist.training.train import train
 from tests.conftest import TINY, compose_cfg, write_toy_jsonl
+from tests.export.edit import with_manifest
 
 MAX_LENGTH, HEAD = 24, 8
 STORIES = [
@@ -151,20 +151,11 @@ def test_export_refuses_a_served_path_that_truncates_otherwise(run_dir, tmp_path
     assert not (tmp_path / "bundle").exists()
 
 
-def _with_manifest(bundle_dir, tmp_path, change) -> object:
-    copy = tmp_path / "bundle"
-    shutil.copytree(bundle_dir, copy)
-    manifest = json.loads((copy / "manifest.json").read_text())
-    change(manifest)
-    (copy / "manifest.json").write_text(json.dumps(manifest))
-    return copy
-
-
 def test_a_bundle_without_the_keys_loads_as_first(run_dir, bundle_dir, tmp_path):
     def drop(m):
         del m["truncation_strategy"], m["truncation_head_tokens"]
 
-    bundle = open_bundle(_with_manifest(bundle_dir, tmp_path, drop))
+    bundle = open_bundle(with_manifest(bundle_dir, tmp_path, drop))
     assert bundle.truncation == Truncation("first")
     text = f"{STORIES[0]} 7 {ASKS['faq']}"
     want = load_run(run_dir).tokenizer(normalize_text(text), truncation=True, max_length=24)
@@ -187,7 +178,7 @@ def test_a_bundle_without_the_keys_loads_as_first(run_dir, bundle_dir, tmp_path)
     ],
 )
 def test_a_bundle_with_a_bad_value_is_refused_at_load(bundle_dir, tmp_path, change, message):
-    bad = _with_manifest(bundle_dir, tmp_path, lambda m: m.update(change))
+    bad = with_manifest(bundle_dir, tmp_path, lambda m: m.update(change))
     with pytest.raises(BundleError, match=message) as err:
         open_bundle(bad)
     assert err.value.check == "manifest"

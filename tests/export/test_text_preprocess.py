@@ -25,6 +25,7 @@ from mangaassist.training.run_dir import load_run
 from mangaassist.training.teacher import read_cache, teacher_identity, text_key, write_cache
 from mangaassist.training.train import train
 from tests.conftest import TINY, compose_cfg, write_toy_jsonl
+from tests.export.edit import with_manifest
 
 JAPANESE = {
     "order_tracking": ["注文した荷物がまだ来ない", "にもつ いつ とどく"],
@@ -128,24 +129,15 @@ def test_export_refuses_a_served_path_without_the_romaji_step(run_dir, tmp_path,
     assert not (tmp_path / "bundle").exists()
 
 
-def _with_manifest(bundle_dir, tmp_path, change) -> object:
-    copy = tmp_path / "bundle"
-    shutil.copytree(bundle_dir, copy)
-    manifest = json.loads((copy / "manifest.json").read_text())
-    change(manifest)
-    (copy / "manifest.json").write_text(json.dumps(manifest))
-    return copy
-
-
 def test_a_bundle_without_the_key_loads_as_none(bundle_dir, tmp_path):
-    old = _with_manifest(bundle_dir, tmp_path, lambda m: m.pop("text_preprocess"))
+    old = with_manifest(bundle_dir, tmp_path, lambda m: m.pop("text_preprocess"))
     bundle = open_bundle(old)
     assert bundle.text_preprocess == "none"
     assert Predictor.from_bundle(bundle).tokenizer.preprocess is normalize_text
 
 
 def test_a_bundle_with_an_unknown_value_is_refused_at_load(bundle_dir, tmp_path):
-    bad = _with_manifest(bundle_dir, tmp_path, lambda m: m.update(text_preprocess="kana"))
+    bad = with_manifest(bundle_dir, tmp_path, lambda m: m.update(text_preprocess="kana"))
     with pytest.raises(BundleError, match=r"manifest\.json: text_preprocess='kana' is not allowed"):
         open_bundle(bad)
     with pytest.raises(UserError, match="use one of none, romaji"):
