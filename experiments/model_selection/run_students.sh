@@ -2,7 +2,7 @@
 # The students study (STUDENTS.md): layer-rule screen, full students, distillation, int8, table.
 #
 #   TEACHER=outputs/mangaassist/minilm-focal_weighted-s0/<time> \
-#     bash experiments/model_selection/run_students.sh screen full kd l2 export table
+#     bash experiments/model_selection/run_students.sh screen full kd l2 export hub table
 #
 # TEACHER is the fine-tuned 6-layer run (`make train`). Every student trains on that run's own
 # split files (data=files: the same train/val/test messages, no regeneration or re-audit), so
@@ -56,13 +56,16 @@ for stage in "$@"; do
         [[ -f $run/metrics.json && ! -f $run/export/manifest.json ]] || continue
         $PY -m mangaassist.cli export "$run" --quantize int8
       done ;;
+    hub)  # the three hub encoders: each stops at once without its weights ("not available")
+      $PY train.py experiment=model_selection 'model=tinybert,distilbert,roberta_base' \
+        "hydra.sweep.dir=$OUT/unavailable" || true ;;
     table)  # every bundle timed in one process, then the table and the frontier plot
-      $PY -m mangaassist.cli compare models "$TEACHER" "$OUT"/minilm_l* --served \
-        --out experiments/model_selection/students ;;
+      $PY -m mangaassist.cli compare models "$TEACHER" "$OUT"/minilm_l* "$OUT"/unavailable \
+        --served --out experiments/model_selection/students ;;
     screen-table)
       $PY -m mangaassist.cli compare "$OUT"/screen_* --by model.keep_layers \
         --out experiments/model_selection/students/screen ;;
-    *) echo "unknown stage '$stage' (screen full kd l2 l2kd export table screen-table)" >&2
+    *) echo "unknown stage '$stage' (screen full kd l2 l2kd export hub table screen-table)" >&2
        exit 2 ;;
   esac
 done
