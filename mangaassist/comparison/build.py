@@ -23,6 +23,7 @@ def write_table(
     kept: dict[str, str] | None = None,
     keep: str | Path | None = None,
     served: bool = False,
+    served_from: str | Path | None = None,
 ) -> list[str]:
     """Find the runs, write one table's files into ``out_dir``, return the lines to print.
 
@@ -40,13 +41,17 @@ def write_table(
         served: ``models`` only: time every run's exported bundle (fp32 and int8) in this
             process and take latency, throughput and golden accuracy from that bench
             (:mod:`mangaassist.comparison.served`; ``served.json`` in ``out_dir``).
+        served_from: ``models`` only: a ``served.json`` of an earlier ``served`` bench, read
+            instead of timing again (the table re-rendered from the same figures).
 
     Raises:
         UserError: unknown table, no runs found, or bad settings.
     """
     if table not in TABLES:
         raise UserError(f"unknown table '{table}'; use one of {list(TABLES)}")
-    if served and table != "models":
+    if served and served_from is not None:
+        raise UserError("give --served (time now) or --served-from FILE (reuse), not both")
+    if (served or served_from is not None) and table != "models":
         raise UserError(f"--served times the bundles of the models table only, not '{table}'")
     if keep is not None and table != "benchmarks":
         raise UserError(f"--keep carries over rows of the benchmarks table only, not '{table}'")
@@ -68,6 +73,10 @@ def write_table(
         from mangaassist.comparison.model_selection import models_table
 
         bench = _served(runs, out_dir) if served else ()
+        if served_from is not None:
+            from mangaassist.comparison.served import read_served
+
+            bench = read_served(Path(served_from))
         return models_table(runs, failed, out_dir, settings.models, bench)
     from mangaassist.comparison.benchmarks import benchmarks_table, kept_rows
 

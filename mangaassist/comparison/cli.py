@@ -40,6 +40,7 @@ def _compare(args: argparse.Namespace) -> int:
         kept={"data": args.data, "model": args.model} if args.data or args.model else None,
         keep=args.keep,
         served=args.served,
+        served_from=args.served_from,
     ):
         print(line)
     return 0
@@ -86,6 +87,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="models: time every run's exported bundle (fp32 and int8, ONNX Runtime, one "
         "thread) in this process, interleaved, for latency, batch-32 throughput and golden "
         "accuracy (export each run first: mangaassist export RUN --quantize int8)",
+    )
+    cmp.add_argument(
+        "--served-from",
+        metavar="JSON",
+        help="models: read the figures of an earlier --served bench (its served.json) "
+        "instead of timing again",
     )
     cmp.add_argument("--config", help="settings YAML (default conf/comparison/default.yaml)")
     cmp.add_argument(

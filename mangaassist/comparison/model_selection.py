@@ -49,6 +49,7 @@ class ModelRow:
     golden_ci: tuple[float, float] | None = None  # 95% (Wilson when timed by --served)
     train_minutes: float | None = None
     b32_msgs_per_s: float | None = None  # --served: sustained throughput at batch 32
+    reference: bool = False  # the cheapest row, which cost per point is measured against
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -92,6 +93,8 @@ def _int8_row(fp32: ModelRow, served: Sequence[Served], run_dir: Path) -> ModelR
     if not any(x.model == fp32.model and x.precision == "int8" for x in served):
         return None
     row = ModelRow(**{**vars(fp32), "precision": "int8"})
+    # The test split was scored with the fp32 graph only: no test figure for this one.
+    row.acc = row.macro_f1 = row.rare_recall = None
     _apply_served(row, served)
     delta = _served_mean(served, fp32.model, "int8", "int8_val_macro_f1_delta")  # points
     # Validation macro F1 of the int8 graph: the fp32 figure moved by the export's own int8
@@ -154,6 +157,7 @@ def model_rows(
     costed = [r for r in rows if r.monthly_usd is not None and r.quality is not None]
     if costed:
         ref = min(costed, key=lambda r: (r.monthly_usd, -r.quality))
+        ref.reference = True
         for r in costed:
             if r is not ref:
                 r.usd_per_point = cost_per_point(
@@ -202,7 +206,7 @@ def _golden_cell(r: ModelRow) -> str:
 def _cells(r: ModelRow, s: ModelSettings) -> list[str]:
     if r.unavailable:
         return [r.model, "0", "not available", *[DASH] * 15, _short(r.unavailable)]
-    per_point = "reference" if r.usd_per_point is None and r.monthly_usd is not None else DASH
+    per_point = "reference" if r.reference else DASH  # DASH: no gain over the reference
     if r.usd_per_point is not None:
         per_point = f"{r.usd_per_point:,.0f}"
     return [

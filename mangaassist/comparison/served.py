@@ -150,3 +150,14 @@ def write_served(rows: Sequence[Served], path: Path) -> Path:
     """``served.json``: the bench's figures, one object per (candidate, precision)."""
     write_json(path, [asdict(r) for r in rows])
     return path
+
+
+def read_served(path: Path) -> list[Served]:
+    """The rows of a ``served.json`` written by :func:`write_served`."""
+    from mangaassist.evaluation.artifacts import read_json
+
+    rows = read_json(path, "served bench", "rerun `mangaassist compare models ... --served`")
+    try:
+        return [Served(**row) for row in rows]
+    except TypeError as err:
+        raise UserError(f"{path}: not a served.json of this version ({err})") from err

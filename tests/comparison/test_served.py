@@ -8,7 +8,7 @@ import pytest
 
 from mangaassist.comparison.model_selection import decide, model_rows, models_table
 from mangaassist.comparison.runs import load_run
-from mangaassist.comparison.served import Served, bench_served, wilson
+from mangaassist.comparison.served import Served, bench_served, read_served, wilson, write_served
 from mangaassist.comparison.settings import ModelSettings
 from mangaassist.data.schema import Example
 from mangaassist.errors import UserError
@@ -81,6 +81,24 @@ def test_int8_is_a_candidate_of_its_own_ranked_on_validation(make_run, tmp_path)
     assert "| minilm_l3 int8 | 1 | 87.5 |" in md and "87.0 (82.0-90.0)" in md
     assert "![frontier](frontier.png)" in md and (tmp_path / "out" / "frontier.png").stat().st_size
     assert "| 12.0 |" in md  # train minutes of minilm_l3
+    # The test split was scored by the fp32 graph alone: the int8 row shows no test figure.
+    assert "| minilm_l3 int8 | 1 | 87.5 | – | – | – |" in md
+    assert md.count("| reference |") == 1  # one reference row, the cheapest
+
+
+def test_the_table_re_renders_from_a_saved_bench(make_run, tmp_path, capsys):
+    from mangaassist.cli import main
+
+    run = make_run("m", model="minilm", metrics={"val/macro_f1": 0.9})
+    bench = [served("minilm", "fp32", 6.0, 12.0), served("minilm", "int8", 3.0, 6.0, delta=-0.3)]
+    write_served(bench, tmp_path / "served.json")
+    assert read_served(tmp_path / "served.json") == bench
+    out = tmp_path / "out"
+    args = ["compare", "models", str(run), "--served-from", str(tmp_path / "served.json")]
+    assert main([*args, "--out", str(out)]) == 0
+    assert "| minilm int8 | 1 | 89.7 |" in (out / "models.md").read_text()
+    assert main([*args, "--served"]) == 2
+    assert "not both" in capsys.readouterr().err
 
 
 def test_served_json_from_the_command_line(tiny_run, tiny_bundle, tmp_path, capsys):
