@@ -266,14 +266,10 @@ class IntentDataModule(L.LightningDataModule):
             # The tokenizer sees the preprocessed text (normalised, romaji when on); a teacher
             # reads the normalised text and applies its own run's preprocessing.
             seen = texts if self.preprocess is normalize_text else list(map(self.preprocess, texts))
-            # first: the tokenizer truncates, as before; head_tail: whole messages, then
-            # Truncation.keep (the function serving calls) keeps each long one's two ends.
-            trunc, width = self.truncation, self.max_length
-            enc = self.tokenizer(
-                seen, truncation=trunc.by_tokenizer, max_length=width, verbose=False
-            )
             self._encoded[stage] = {
-                "input_ids": [trunc.keep(ids, width) for ids in enc["input_ids"]],
+                # first: the tokenizer truncates, as before; head_tail: whole messages, then
+                # Truncation.keep (the function serving calls) keeps each long one's two ends.
+                "input_ids": self.truncation.encode(self.tokenizer, seen, self.max_length),
                 "labels": [index[e.label] for e in examples],
                 "texts": texts,  # normalised; what a teacher's logits are keyed by
                 # Secondary intents as label indices, the example's own label left out.

@@ -76,6 +76,18 @@ class Truncation:
         tail = body - head  # 0 for first: ids[-1:-1] is empty
         return [ids[0], *ids[1 : 1 + head], *ids[len(ids) - 1 - tail : -1], ids[-1]]
 
+    def encode(self, tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
+        """Token ids of ``texts`` (already preprocessed) through a Hugging Face tokenizer, cut.
+
+        ``first`` lets the tokenizer truncate, as before the option; ``head_tail`` encodes whole
+        messages (``verbose=False``: some exceed the model's limit on purpose), then :meth:`keep`.
+        Training (the DataModule) and scoring a run both encode this way.
+        """
+        enc = tokenizer(
+            list(texts), truncation=self.by_tokenizer, max_length=max_length, verbose=False
+        )
+        return [self.keep(ids, max_length) for ids in enc["input_ids"]]
+
     def describe(self, max_length: int) -> str:
         """What is applied, in words (the bundle manifest's ``truncation``)."""
         if self.strategy == "first":  # the manifest's text from before the option

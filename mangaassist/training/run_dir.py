@@ -114,14 +114,9 @@ class LoadedRun:
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Each message's ids as the run's DataModule encoded it: preprocess, tokenize, truncate."""
-        preprocess, trunc, width = self.preprocess, self.truncation, self.max_length
-        enc = self.tokenizer(
-            [preprocess(t) for t in texts],
-            truncation=trunc.by_tokenizer,  # first: the tokenizer's own cut, as before
-            max_length=width,
-            verbose=False,  # head_tail encodes whole messages, maybe over the model's limit
-        )
-        return [trunc.keep(ids, width) for ids in enc["input_ids"]]
+        preprocess = self.preprocess
+        seen = [preprocess(t) for t in texts]
+        return self.truncation.encode(self.tokenizer, seen, self.max_length)
 
     @property
     def has_secondary(self) -> bool:
