@@ -9,12 +9,9 @@ minute of the machine falls on all of them alike. Per (candidate, precision):
 - batch-1 latency as served: normalise, tokenize, ONNX Runtime forward on one thread, softmax,
   one message at a time (P50/P95/P99 over ``rounds x per_round`` messages, after warm-up);
 - sustained throughput at batch 32: messages grouped by length (the batcher's order), one thread;
-- golden-set accuracy of the bundle's argmax with a 95% Wilson interval (shown, never used to
-  choose; the int8 graph has no other golden figure).
-
-Example:
-    >>> wilson(45, 50)
-    (0.9, 0.786..., 0.956...)
+- golden-set accuracy of the bundle's argmax with a 95% Wilson interval
+  (:func:`mangaassist.evaluation.slices.wilson_interval`; shown, never used to choose; the int8
+  graph has no other golden figure).
 """
 
 from __future__ import annotations
@@ -25,12 +22,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import binomtest
 
 from mangaassist.atomic import write_json
 from mangaassist.comparison.runs import RunRecord
 from mangaassist.data.schema import Example
 from mangaassist.errors import UserError
+from mangaassist.evaluation.slices import wilson_interval
 
 BATCH = 32  # the throughput batch: the serving batcher's max_batch
 WARMUP = 20  # untimed calls per predictor before its first round
@@ -51,12 +48,6 @@ class Served:
     golden_hi: float | None = None
     golden_n: int = 0
     int8_val_macro_f1_delta: float | None = None  # points, int8 - fp32 (the export's check)
-
-
-def wilson(correct: int, n: int) -> tuple[float, float, float]:
-    """(accuracy, lo, hi): the 95% Wilson score interval of ``correct / n`` (scipy.stats)."""
-    ci = binomtest(correct, n).proportion_ci(confidence_level=0.95, method="wilson")
-    return correct / n, float(ci.low), float(ci.high)
 
 
 def _bundle(run: RunRecord) -> Path:
@@ -80,7 +71,7 @@ def _golden(predictor, golden: Sequence[Example]) -> tuple[float, float, float, 
     logits = predictor.logits([e.text for e in golden])  # (N, C)
     predicted = [predictor.labels[int(i)] for i in logits.argmax(axis=1)]
     correct = sum(p == e.label for p, e in zip(predicted, golden, strict=True))
-    return (*wilson(correct, len(golden)), len(golden))
+    return (correct / len(golden), *wilson_interval(correct, len(golden)), len(golden))
 
 
 def _throughput(predictor, texts: Sequence[str]) -> float:

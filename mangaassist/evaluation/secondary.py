@@ -35,18 +35,13 @@ import numpy as np
 
 from mangaassist.atomic import write_json
 from mangaassist.errors import UserError
+from mangaassist.inference.policy import sigmoid  # the one the server applies
 from mangaassist.training.lines import percent
 
 SECONDARY_FILE = "secondary.json"
 DEFAULT_THRESHOLD = 0.5  # when validation cannot choose one (no multi-ask message in it)
 GRID = tuple(round(0.01 * k, 2) for k in range(1, 100))  # thresholds tried: 0.01 ... 0.99
 CRITERION = "max micro F1 over all validation messages; centre of the first best plateau"
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """Elementwise ``1 / (1 + exp(-z))``, stable for large ``|z|``."""
-    z = np.asarray(z, dtype=np.float64)
-    return np.exp(-np.logaddexp(0.0, -z))
 
 
 def true_matrix(

@@ -25,10 +25,11 @@ from mangaassist.cli import main
 from mangaassist.data.schema import read_examples
 from mangaassist.errors import UserError
 from mangaassist.evaluation.evaluate import evaluate_run
-from mangaassist.evaluation.secondary import SecondaryPolicy, fit_policy, predict_matrix, sigmoid
+from mangaassist.evaluation.secondary import SecondaryPolicy, fit_policy, predict_matrix
 from mangaassist.export.bundle import export_run
 from mangaassist.inference import Predictor, SecondaryRule, open_bundle
 from mangaassist.inference.bundle import MANIFEST, BundleError
+from mangaassist.inference.policy import sigmoid
 from mangaassist.serve.predlog import read_prediction_logs
 from mangaassist.training.run_dir import load_run
 from mangaassist.training.train import train

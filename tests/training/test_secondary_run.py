@@ -16,7 +16,8 @@ from mangaassist.data.sources import files
 from mangaassist.errors import UserError
 from mangaassist.evaluation import post_train
 from mangaassist.evaluation.after_training import GOLDEN
-from mangaassist.evaluation.secondary import choose_threshold, sigmoid, true_matrix
+from mangaassist.evaluation.secondary import choose_threshold, true_matrix
+from mangaassist.inference.policy import sigmoid
 from mangaassist.model.backbone import load_tokenizer
 from mangaassist.training import load_run, train
 from tests.conftest import _WORDS, TINY, compose_cfg
