@@ -164,6 +164,65 @@ def _decode(path: Path, data: bytes) -> str:
         ) from None
 
 
+def read_rows(
+    path: Path,
+    data: bytes,
+    text_column: str = "text",
+    label_column: str = "label",
+    how: str | None = None,
+) -> list[tuple[str, dict]]:
+    """The rows of a JSONL or CSV file's bytes, each with its ``path:line``, not yet validated.
+
+    UTF-8 with or without a byte-order mark. Shared by :func:`read_examples` and the labelled
+    files ``mangaassist retrain`` reads, which validate the rows their own way.
+
+    Args:
+        path: the file (its suffix picks the format; named in every message).
+        data: its bytes.
+        text_column, label_column: the CSV header must have both.
+        how: what the user should do, appended to the empty-file and missing-column messages
+            (default: a hint about one example per line / the data.*_column settings).
+
+    Raises:
+        UserError: non-UTF-8 or empty file, malformed JSON line, a line that is not an
+            object, missing CSV column, unknown suffix.
+    """
+    raw = _decode(path, data)
+    if not raw.strip():
+        raise UserError(f"{path}: the file is empty; {how or 'it needs one example per line'}")
+
+    rows: list[tuple[str, dict]] = []
+    if path.suffix == ".csv":
+        reader = csv.DictReader(raw.splitlines())
+        header = reader.fieldnames or []
+        missing = [c for c in (text_column, label_column) if c not in header]
+        if missing:
+            hint = f"; {how}" if how else _columns_hint(header, text_column, label_column)
+            raise UserError(
+                f"{path}:1: missing column(s) {missing} in the header (found {header}){hint}"
+            )
+        for i, row in enumerate(reader, start=2):  # line 1 is the header
+            rows.append((f"{path}:{i}", row))
+    elif path.suffix in (".jsonl", ".json"):
+        for i, line in enumerate(raw.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise UserError(
+                    f"{path}:{i}: not valid JSON ({err.msg}); one object per line"
+                ) from err
+            if not isinstance(row, dict):
+                raise UserError(
+                    f"{path}:{i}: expected a JSON object with '{text_column}' and '{label_column}'"
+                )
+            rows.append((f"{path}:{i}", row))
+    else:
+        raise UserError(f"{path}: unknown format '{path.suffix}'; use .jsonl or .csv")
+    return rows
+
+
 def read_examples(
     path: str | Path,
     labels: list[str] | tuple[str, ...] | None = None,
@@ -191,39 +250,7 @@ def read_examples(
         data = path.read_bytes()
     except OSError as err:
         raise UserError(f"{path}: cannot read it ({err})") from err
-    raw = _decode(path, data)
-    if not raw.strip():
-        raise UserError(f"{path}: the file is empty; it needs one example per line")
-
-    rows: list[tuple[str, dict]] = []
-    if path.suffix == ".csv":
-        reader = csv.DictReader(raw.splitlines())
-        header = reader.fieldnames or []
-        missing = [c for c in (text_column, label_column) if c not in header]
-        if missing:
-            raise UserError(
-                f"{path}:1: missing column(s) {missing} in the header (found {header})"
-                f"{_columns_hint(header, text_column, label_column)}"
-            )
-        for i, row in enumerate(reader, start=2):  # line 1 is the header
-            rows.append((f"{path}:{i}", row))
-    elif path.suffix in (".jsonl", ".json"):
-        for i, line in enumerate(raw.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise UserError(
-                    f"{path}:{i}: not valid JSON ({err.msg}); one object per line"
-                ) from err
-            if not isinstance(row, dict):
-                raise UserError(
-                    f"{path}:{i}: expected a JSON object with '{text_column}' and '{label_column}'"
-                )
-            rows.append((f"{path}:{i}", row))
-    else:
-        raise UserError(f"{path}: unknown format '{path.suffix}'; use .jsonl or .csv")
+    rows = read_rows(path, data, text_column, label_column)
     if not rows:
         raise UserError(f"{path}: no examples found; it needs one example per line")
 

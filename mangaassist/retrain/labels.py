@@ -23,15 +23,13 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import difflib
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mangaassist.data.schema import Example
+from mangaassist.data.schema import Example, read_rows
 from mangaassist.errors import UserError
 
 HOW = (
@@ -54,43 +52,15 @@ class LabelFile:
     unlabelled: int = 0
 
 
-def _rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    try:
-        raw = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise UserError(f"{path}: not UTF-8 text ({err.reason}); re-save it as UTF-8") from None
-    if not raw.strip():
-        raise UserError(f"{path}: the file is empty; {HOW}")
-    out: list[tuple[str, dict[str, Any]]] = []
+def _rows(path: Path, data: bytes) -> list[tuple[str, dict[str, Any]]]:
+    """data/schema's row reader, then the active-learn CSV's formula guard undone."""
+    rows = read_rows(path, data, how=HOW)
     if path.suffix == ".csv":
-        reader = csv.DictReader(raw.splitlines())
-        missing = [c for c in ("text", "label") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise UserError(
-                f"{path}:1: missing column(s) {missing} in the header "
-                f"(found {reader.fieldnames}); {HOW}"
-            )
-        for i, row in enumerate(reader, start=2):
+        for _, row in rows:
             text = row.get("text") or ""
             if text[:1] == "'" and text[1:2] in _FORMULA:
                 row["text"] = text[1:]  # undo the CSV's formula guard
-            out.append((f"{path}:{i}", row))
-        return out
-    if path.suffix not in (".jsonl", ".json"):
-        raise UserError(f"{path}: unknown format {path.suffix!r}; use .jsonl or .csv")
-    for i, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise UserError(
-                f"{path}:{i}: not valid JSON ({err.msg}); one object per line"
-            ) from None
-        if not isinstance(row, dict):
-            raise UserError(f"{path}:{i}: expected a JSON object with 'text' and 'label'")
-        out.append((f"{path}:{i}", row))
-    return out
+    return rows
 
 
 def read_label_file(path: str | Path, labels: list[str] | tuple[str, ...]) -> LabelFile:
@@ -104,8 +74,9 @@ def read_label_file(path: str | Path, labels: list[str] | tuple[str, ...]) -> La
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such labels file; {HOW}")
-    rows = _rows(path)
-    got = LabelFile(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), rows=len(rows))
+    data = path.read_bytes()  # one read: the rows and the hash the data version records
+    rows = _rows(path, data)
+    got = LabelFile(path=path, sha256=hashlib.sha256(data).hexdigest(), rows=len(rows))
     allowed = set(labels)
     for where, row in rows:
         text, label = row.get("text"), row.get("label")
