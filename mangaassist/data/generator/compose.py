@@ -6,6 +6,9 @@ gives the same text. The pieces, in the order the generator applies them:
 - :class:`Filler` fills ``{title}``, ``{order}``... from the lexicons, remembering a
   conversation's title and order number so later turns can refer back to them.
 - :func:`code_switch` mixes Japanese (romaji or kana/kanji) into an English message.
+- :func:`paraphrase_japanese`, :func:`frame_japanese`, :func:`ramble_japanese` and
+  :func:`roughen_japanese` do for a message written in Japanese alone what their English
+  twins do, without adding a Latin letter.
 - :func:`join_intents` glues the parts of a multi-intent message together.
 - :func:`ramble` wraps an ask in backstory (the long tail of message lengths).
 - :func:`roughen` adds casing, typos, abbreviations, slang, emoji and sloppy punctuation.
@@ -21,7 +24,16 @@ from collections.abc import Callable
 from itertools import accumulate
 
 from mangaassist.data.generator import lexicon as lx
-from mangaassist.data.generator.phrasings import BACKSTORY, CLOSERS, OPENERS
+from mangaassist.data.generator.phrasings import (
+    BACKSTORY,
+    BACKSTORY_JA,
+    CLOSERS,
+    CLOSERS_JA,
+    FRAME_PREFIXES_JA,
+    FRAME_SUFFIXES_JA,
+    OPENERS,
+    OPENERS_JA,
+)
 
 SLOT = re.compile(r"\{(\w+)\}")
 
@@ -238,25 +250,165 @@ _JP_SUFFIXES = (
     " da yo",
 )
 _JP_PREFIXES = ("sumimasen, ", "あの、", "ano, ", "chotto ")
+_ROMAJI_PREFIXES = ("sumimasen, ", "ano, ", "chotto ", "ano sa, ")
 
 
-def code_switch(text: str, rng: random.Random) -> str:
+def code_switch(text: str, rng: random.Random, kana: bool = True) -> str:
     """Mix Japanese into an English message, as bilingual users do mid-sentence.
 
     Swaps some words for romaji or kana/kanji and may add a particle or a polite opener; at
-    least one Japanese piece is always present, so the result really is mixed.
+    least one Japanese piece is always present, so the result really is mixed. With
+    ``kana=False`` (a user who types Japanese in Latin letters) only romaji is used.
     """
     out = text
     swapped = False
     for pattern, alts in _CODE_SWITCH_RE:
         if rng.random() < 0.6 and pattern.search(out):
-            out = pattern.sub(rng.choice(alts), out, count=1)
+            pool = alts if kana else tuple(a for a in alts if a.isascii())
+            out = pattern.sub(rng.choice(pool), out, count=1)
             swapped = True
     if not swapped or rng.random() < 0.4:
         out = out.rstrip("?.!") + rng.choice(_JP_SUFFIXES)
     if rng.random() < 0.15:
-        out = rng.choice(_JP_PREFIXES) + out
+        out = rng.choice(_JP_PREFIXES if kana else _ROMAJI_PREFIXES) + out
     return out
+
+
+# ----- Japanese written alone --------------------------------------------------------------
+
+# How a Japanese writer glues a second ask on ("…ありますか？あと、…"): no Latin letters.
+JA_CONNECTORS = (
+    "。あと、", "、あと", "。それと", "！それと、", "\n", "。\nあと", "。それから、", "、ついでに",
+    " あと ", "。", "？あと", "。もう一つ、",
+)  # fmt: skip
+_JA_SEPARATORS = ("", "、", "！", "。", "\n", " ")
+_JA_END = "。、！？!?…"
+
+# Kana/kanji variants of the same word (IME choices, or a writer who spells it in kana):
+# (pattern, alternatives, original included). Each rule fires on every match, or on none,
+# so one message spells a word one way.
+_JA_VARIANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (r"(?<!ご)注文", ("注文", "ちゅうもん", "オーダー")),
+    (r"届", ("届", "とど")),
+    (r"在庫", ("在庫", "ざいこ")),
+    (r"予約", ("予約", "よやく")),
+    (r"返品", ("返品", "へんぴん")),
+    (r"交換", ("交換", "こうかん")),
+    (r"教えて", ("教えて", "おしえて")),
+    (r"ください", ("ください", "下さい")),
+    (r"漫画", ("漫画", "マンガ", "まんが")),
+    (r"大丈夫", ("大丈夫", "だいじょうぶ")),
+    (r"欲しい", ("欲しい", "ほしい")),
+    (r"分か(?=[らりるれろっ])", ("分か", "わか")),
+    (r"出来", ("出来", "でき")),
+    (r"面白", ("面白", "おもしろ")),
+    (r"確認", ("確認", "かくにん")),
+    (r"一番", ("一番", "いちばん")),
+    (r"クレジットカード", ("クレジットカード", "クレカ")),
+    (r"送料(?!無料)", ("送料", "そうりょう")),
+    (r"何冊", ("何冊", "なん冊")),
+    (r"今日", ("今日", "きょう")),
+)  # fmt: skip
+_JA_VARIANTS_RE = [(re.compile(p), alts) for p, alts in _JA_VARIANTS]
+JA_VARIANT_P = 0.3  # chance each matching rule respells its word
+
+# Half-width -> full-width punctuation and digits, as a Japanese IME types them ("１２巻？").
+_FULLWIDTH_PUNCT = str.maketrans({"?": "？", "!": "！", "(": "（", ")": "）", "#": "＃"})
+_HALFWIDTH_PUNCT = str.maketrans({"？": "?", "！": "!"})
+_FULLWIDTH_DIGITS = str.maketrans("0123456789", "０１２３４５６７８９")
+_JA_EMOJI = ("🙏", "😭", "💦", "(泣)", "（笑）", "笑", "😅", "🥺", "(；；)", "(>_<)", "✨", "🙇")
+_JA_ANGRY = ("😡", "💢", "！！！", "😤", "🤬")
+
+
+def paraphrase_japanese(text: str, rng: random.Random) -> str:
+    """Respell words the ways Japanese users type them (注文/ちゅうもん, 届く/とどく)."""
+    for pattern, alts in _JA_VARIANTS_RE:
+        if rng.random() < JA_VARIANT_P and pattern.search(text):
+            text = pattern.sub(rng.choice(alts), text)
+    return text
+
+
+def _ja_join(left: str, right: str, glue: str) -> str:
+    """``left`` + ``glue`` + ``right``, without doubled punctuation ("？。")."""
+    left = left.rstrip()
+    if left[-1:] in _JA_END and glue[:1] in _JA_END:
+        glue = glue[1:]
+    return left + glue + right
+
+
+def join_intents_japanese(main: str, others: list[str], rng: random.Random) -> str:
+    """:func:`join_intents` for Japanese: the labelled ask first 60% of the time, glued with
+    :data:`JA_CONNECTORS` ("…ありますか？あと、…")."""
+    parts = [main, *others]
+    if rng.random() >= 0.6:
+        rng.shuffle(parts)
+    text = parts[0]
+    for part in parts[1:]:
+        text = _ja_join(text, part, rng.choice(JA_CONNECTORS))
+    return text
+
+
+def add_greeting_japanese(text: str, greeting: str, rng: random.Random) -> str:
+    """Prefix a Japanese greeting ("こんにちは！…"); one ending in "、" takes no separator."""
+    sep = "" if greeting[-1:] in _JA_END else rng.choice(_JA_SEPARATORS)
+    return greeting + sep + text
+
+
+def add_thanks_japanese(text: str, thanks: str, rng: random.Random) -> str:
+    """Suffix a Japanese thanks ("…ありますか？よろしくお願いします")."""
+    return _ja_join(text, thanks, rng.choice(_JA_SEPARATORS))
+
+
+def frame_japanese(text: str, rng: random.Random) -> str:
+    """Wrap an ask in a Japanese opener or closer that carries no intent ("確認なんですが、…")."""
+    roll = rng.random()
+    if roll < 0.15:
+        return rng.choice(FRAME_PREFIXES_JA) + rng.choice(("、", "。", " ", "！", "\n")) + text
+    if roll < 0.3:
+        return _ja_join(text, rng.choice(FRAME_SUFFIXES_JA), rng.choice(("。", "、", " ", "\n")))
+    return text
+
+
+_JA_GLUE = ("。", "。", "。\n", "！", "…", "、", "\n")
+
+
+def ramble_japanese(core: str, rng: random.Random, filler: Filler, sentences: int) -> str:
+    """:func:`ramble` for Japanese: ``sentences`` of backstory (:data:`BACKSTORY_JA`) around
+    the ask; three or more make a message of 35-90 words (a word ~2 kana/kanji)."""
+    story = [filler.fill(s) for s in rng.sample(BACKSTORY_JA, sentences)]
+    # Most writers explain first and ask last (the Japanese habit); some ask, then explain.
+    cut = sentences if rng.random() < 0.7 else rng.randrange(0, sentences)
+    pieces = [*story[:cut], core, *story[cut:]]
+    if sentences > 1 and rng.random() < 0.4:
+        pieces.insert(0, rng.choice(OPENERS_JA))
+    if sentences > 1 and rng.random() < 0.4:
+        pieces.append(rng.choice(CLOSERS_JA))
+    habit = rng.choice(_JA_GLUE)
+    text = pieces[0]
+    for piece in pieces[1:]:
+        text = _ja_join(text, piece, habit if rng.random() < 0.7 else rng.choice(_JA_GLUE))
+    return text
+
+
+def roughen_japanese(text: str, rng: random.Random, intent: str) -> str:
+    """:func:`roughen` for Japanese: IME punctuation and digits, dropped or doubled endings,
+    emoji and kaomoji. Escalation gets the angry ones more often; no Latin letter is added."""
+    roll = rng.random()
+    if roll < 0.45:
+        text = text.translate(_FULLWIDTH_PUNCT)
+    elif roll < 0.6:
+        text = text.translate(_HALFWIDTH_PUNCT)
+    if rng.random() < 0.3:
+        text = text.translate(_FULLWIDTH_DIGITS)
+    roll, bare = rng.random(), text.rstrip(_JA_END + " ")
+    if roll < 0.3 and bare and bare != text:  # "届きますか？" -> "届きますか"
+        text = bare
+    elif roll < 0.42 and bare:  # another ending: "届きますか？？", "届きますかー"
+        text = bare + rng.choice(("？", "？？", "！", "…", "。", "!!", "ー", "〜", "？！"))
+    angry = intent == "escalation" and rng.random() < 0.6
+    if rng.random() < (0.15 if angry else 0.09):
+        text = text.rstrip() + rng.choice(_JA_ANGRY if angry else _JA_EMOJI)
+    return text.strip() or text
 
 
 # ----- multi-intent and long messages ------------------------------------------------------

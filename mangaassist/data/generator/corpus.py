@@ -5,7 +5,8 @@ just expected:
 
 1. labels by quota from :data:`LABEL_MIX`; multi-intent rows and message lengths chosen;
 2. rows grouped into conversations of 1-6 turns that tend to stay on one topic; Japanese
-   mixing chosen per conversation (a user who writes Japanese keeps doing so);
+   chosen per conversation (a user who writes Japanese keeps doing so), and with it how the
+   user writes it: Japanese script alone, romaji, or Japanese mixed into English;
 3. users and timestamps; text rendered turn by turn (a conversation remembers its title and
    order number);
 4. re-sent duplicates injected, then label noise flipped to a confusable intent.
@@ -21,6 +22,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -34,8 +36,11 @@ from mangaassist.data.generator.phrasings import (
     FAN_TALK,
     GREETINGS,
     JAPANESE_GREETINGS,
+    JAPANESE_SCRIPT_GREETINGS,
+    JAPANESE_SCRIPT_THANKS,
     JAPANESE_THANKS,
     THANKS,
+    is_romaji,
 )
 from mangaassist.data.normalize import dedup_key
 from mangaassist.data.schema import INTENTS, PRIORITY, Example, write_examples
@@ -54,7 +59,16 @@ LABEL_MIX: dict[str, float] = {
     "checkout_help": 4.1,
     "escalation": 3.0,
 }
-JP_EN_MIXED = 0.117  # share of messages mixing Japanese (romaji or kana/kanji) with English
+JP_EN_MIXED = 0.117  # share of messages with Japanese (romaji or kana/kanji), alone or mixed
+# How those users write it, as shares of the production rows (all inside JP_EN_MIXED; the
+# rest, ~0.05, mix kana/kanji or romaji into English). A Japanese writer's slot can take
+# Latin letters (an English title, order #A1234) and a mixing writer's kana phrasing can
+# stand alone, so what the corpus holds is measured in `generation_report`'s script_mix:
+# seed 0, n=55000: 2,214 in Japanese script alone (4.0%), 1,471 mixed, 2,726 romaji.
+JAPANESE_WRITERS = 0.037  # users who write Japanese script alone ("注文した本がまだ届きません")
+ROMAJI_WRITERS = 0.03  # users who type Japanese in Latin letters ("chuumon mada todokanai")
+LONG_JAPANESE = 0.12  # share of a Japanese writer's asks buried in a story (35-90 words)
+CONTRAST = 0.05  # share of single-ask English phrasings that negate a neighbour ("not X, just Y")
 MULTI_INTENT = 0.179  # share asking two or more things (a greeting beside an ask counts)
 DUPLICATES = 0.018  # share that re-sends an earlier message, exactly or in another case/punct
 LONG = 0.015  # rambling messages, most over 128 WordPiece tokens
@@ -93,7 +107,9 @@ class Corpus:
         examples: production and synthetic rows, in timestamp order.
         injected: ``label_noise`` {id: {true_label, label}}, ``low_quality_synthetic``
             {id: {kind, true_label}}, ``duplicates`` {id: {of, kind, placement}}.
-        jp_en_mixed: ids of the messages that mix Japanese with English.
+        jp_en_mixed: ids of the messages with Japanese in them (romaji or kana/kanji), in
+            Japanese alone or mixed with English; :func:`generation_report`'s ``script_mix``
+            splits them by script.
     """
 
     examples: list[Example]
@@ -107,6 +123,7 @@ class _Row:
     source: str
     secondary: list[str] = field(default_factory=list)
     jp: bool = False
+    style: str = ""  # how a jp row's writer writes: "japanese", "romaji" or "mixed"
     backstory: int = 0  # sentences of backstory around the ask
     text: str = ""
     template: str = ""
@@ -193,14 +210,21 @@ def _conversations(rng: random.Random, rows: list[_Row]) -> list[list[_Row]]:
     return convs
 
 
-def _mark_japanese(rng: random.Random, convs: list[list[_Row]], target: int) -> None:
-    """Mark whole conversations Japanese-mixed (a user keeps their language) up to ``target``."""
+def _mark_japanese(
+    rng: random.Random, convs: list[list[_Row]], target: int, japanese: int, romaji: int
+) -> None:
+    """Mark whole conversations Japanese (a user keeps their language) up to ``target`` rows.
+
+    The conversations drawn first write Japanese script alone (about ``japanese`` rows),
+    the next ones romaji (about ``romaji``), the rest mix Japanese into English.
+    """
     marked = 0
     for conv in rng.sample(convs, len(convs)):
         if marked >= target:
             return
+        style = "japanese" if marked < japanese else "romaji" if marked < japanese + romaji else ""
         for row in conv[: target - marked]:
-            row.jp = True
+            row.jp, row.style = True, style or "mixed"
         marked += min(len(conv), target - marked)
 
 
@@ -232,18 +256,36 @@ def _schedule(rng: random.Random, convs: list[list[_Row]]) -> None:
 # ----- production text ---------------------------------------------------------------------
 
 
-def _phrase(rng: random.Random, intent: str, japanese: bool) -> tuple[str, bool]:
-    """A phrasing of ``intent``; from the Japanese bank about half the time when ``japanese``."""
+def _phrase(rng: random.Random, intent: str, style: str, contrast: bool) -> tuple[str, bool]:
+    """A phrasing of ``intent`` and whether it is Japanese.
+
+    A romaji writer (``style``) takes a romaji phrasing 3 times in 4, a mixing writer one in
+    kana/kanji about half the time; otherwise an English one (code-switched later for
+    them), :data:`CONTRAST` of them a "not X, just Y" phrasing when ``contrast`` (a single
+    ask, nothing joined to it).
+    """
     bank = BANKS[intent]
-    if japanese and rng.random() < 0.55:
-        return rng.choice(bank.japanese), True
+    if style == "romaji" and rng.random() < 0.75:
+        return rng.choice(bank.romaji), True
+    if style == "mixed" and rng.random() < 0.55:
+        return rng.choice(_KANA[intent]), True
+    if contrast and bank.contrast and rng.random() < CONTRAST:
+        return rng.choice(bank.contrast), False
     return rng.choice(bank.single), False
 
 
-def _chitchat_turn(rng: random.Random, position: str, japanese: bool) -> tuple[str, bool]:
+# The kana/kanji phrasings of each intent: what a user mixing Japanese into English picks.
+_KANA = {i: tuple(p for p in BANKS[i].japanese if not is_romaji(p)) for i in INTENTS}
+_ROMAJI_GREETINGS = tuple(g for g in JAPANESE_GREETINGS if is_romaji(g))
+_ROMAJI_THANKS = tuple(t for t in JAPANESE_THANKS if is_romaji(t))
+
+
+def _chitchat_turn(rng: random.Random, position: str, style: str) -> tuple[str, bool]:
     """A chitchat-only turn: a greeting opens, a thanks closes, anything in between or alone."""
-    if japanese and rng.random() < 0.55:
-        return rng.choice(BANKS["chitchat"].japanese), True
+    if style == "romaji" and rng.random() < 0.55:
+        return rng.choice(BANKS["chitchat"].romaji), True
+    if style == "mixed" and rng.random() < 0.55:
+        return rng.choice(_KANA["chitchat"]), True
     greet, thank = {"first": (0.75, 0.0), "last": (0.0, 0.75), "only": (0.25, 0.1)}.get(
         position, (0.05, 0.2)
     )
@@ -256,29 +298,32 @@ def _chitchat_turn(rng: random.Random, position: str, japanese: bool) -> tuple[s
 
 
 def _with_chitchat(
-    rng: random.Random, text: str, filler: compose.Filler, japanese: bool
+    rng: random.Random, text: str, filler: compose.Filler, style: str
 ) -> tuple[str, bool]:
     """Add the chitchat part of a multi-intent message: a greeting, a thanks or fan talk."""
-    jp = japanese and rng.random() < 0.6
+    jp = bool(style) and rng.random() < 0.6
+    greetings, thanks = (
+        (_ROMAJI_GREETINGS, _ROMAJI_THANKS)
+        if style == "romaji"
+        else (JAPANESE_GREETINGS, JAPANESE_THANKS)
+    )
     roll = rng.random()
     if roll < 0.5:
-        return compose.add_greeting(
-            text, rng.choice(JAPANESE_GREETINGS if jp else GREETINGS), rng
-        ), jp
+        return compose.add_greeting(text, rng.choice(greetings if jp else GREETINGS), rng), jp
     if roll < 0.85:
-        return compose.add_thanks(text, rng.choice(JAPANESE_THANKS if jp else THANKS), rng), jp
+        return compose.add_thanks(text, rng.choice(thanks if jp else THANKS), rng), jp
     return compose.join_intents(text, [filler.fill(rng.choice(FAN_TALK))], rng), False
 
 
 def _ask(
-    rng: random.Random, intent: str, japanese: bool, filler: compose.Filler
+    rng: random.Random, intent: str, style: str, filler: compose.Filler, contrast: bool = False
 ) -> tuple[str, bool]:
     """One ask of ``intent``, worded: phrasing, slots, paraphrase, sometimes a tacked-on detail.
 
     Returns:
         (text, whether the phrasing came from the Japanese bank).
     """
-    phrase, is_jp = _phrase(rng, intent, japanese)
+    phrase, is_jp = _phrase(rng, intent, style, contrast)
     text = compose.paraphrase(filler.fill(phrase), rng)
     tails = BANKS[intent].tails
     # A bare ask ("where is my order") often gets its detail; one naming an entity has it.
@@ -287,31 +332,78 @@ def _ask(
     return text, is_jp
 
 
+def _ask_japanese(rng: random.Random, intent: str, filler: compose.Filler) -> str:
+    """One ask of ``intent`` in Japanese script alone, its kana/kanji spelling varied."""
+    return compose.paraphrase_japanese(filler.fill(rng.choice(BANKS[intent].japanese_script)), rng)
+
+
+def _render_japanese(rng: random.Random, row: _Row, filler: compose.Filler, position: str) -> str:
+    """The text of a row whose writer uses Japanese script alone: no English is added.
+
+    A long row (its backstory, or :data:`LONG_JAPANESE` of the asks) is a hand-written
+    story with the ask inside half the time, else the ask wrapped in 3-5 sentences of
+    Japanese backstory.
+    """
+    if row.label == "chitchat":
+        greet, thank = {"first": (0.5, 0.0), "last": (0.0, 0.5)}.get(position, (0.1, 0.1))
+        roll = rng.random()
+        if roll < greet:
+            text = rng.choice(JAPANESE_SCRIPT_GREETINGS).rstrip("、")
+        elif roll < greet + thank:
+            text = rng.choice(JAPANESE_SCRIPT_THANKS)
+        else:
+            text = filler.fill(rng.choice(BANKS["chitchat"].japanese_script))
+        return compose.roughen_japanese(text, rng, row.label)
+    long = row.backstory >= 6 or rng.random() < LONG_JAPANESE
+    if long and not row.secondary and rng.random() < 0.5:
+        story = filler.fill(rng.choice(BANKS[row.label].japanese_long))
+        return compose.roughen_japanese(compose.paraphrase_japanese(story, rng), rng, row.label)
+    text = _ask_japanese(rng, row.label, filler)
+    others = [_ask_japanese(rng, i, filler) for i in row.secondary if i != "chitchat"]
+    if others:
+        text = compose.join_intents_japanese(text, others, rng)
+    if "chitchat" in row.secondary:
+        if rng.random() < 0.55:
+            text = compose.add_greeting_japanese(text, rng.choice(JAPANESE_SCRIPT_GREETINGS), rng)
+        else:
+            text = compose.add_thanks_japanese(text, rng.choice(JAPANESE_SCRIPT_THANKS), rng)
+    if long:
+        text = compose.ramble_japanese(text, rng, filler, rng.randrange(3, 6))
+    elif row.backstory:
+        text = compose.ramble_japanese(text, rng, filler, 1)
+    else:
+        text = compose.frame_japanese(text, rng)
+    return compose.roughen_japanese(text, rng, row.label)
+
+
 def _render(rng: random.Random, row: _Row, filler: compose.Filler, position: str) -> str:
     """The text of one production row: asks, chitchat, Japanese mixing, backstory, noise."""
+    if row.style == "japanese":
+        return _render_japanese(rng, row, filler, position)
     bank = BANKS[row.label]
+    style = row.style if row.jp else ""
     if row.secondary and bank.built_in_multi and rng.random() < 0.5:
         phrase, others = rng.choice(bank.built_in_multi)
         row.secondary = list(others)
         text, has_jp = compose.paraphrase(filler.fill(phrase), rng), False
     elif row.label == "chitchat":
-        phrase, has_jp = _chitchat_turn(rng, position, row.jp)
+        phrase, has_jp = _chitchat_turn(rng, position, style)
         text = filler.fill(phrase)  # small talk has no ask to reword
     else:
-        text, has_jp = _ask(rng, row.label, row.jp, filler)
+        text, has_jp = _ask(rng, row.label, style, filler, contrast=not row.secondary)
         others = []
         for intent in row.secondary:
             if intent != "chitchat":
-                other, jp = _ask(rng, intent, row.jp and rng.random() < 0.5, filler)
+                other, jp = _ask(rng, intent, style if style and rng.random() < 0.5 else "", filler)
                 others.append(other)
                 has_jp |= jp
         if others:
             text = compose.join_intents(text, others, rng)
         if "chitchat" in row.secondary:
-            text, jp = _with_chitchat(rng, text, filler, row.jp)
+            text, jp = _with_chitchat(rng, text, filler, style)
             has_jp |= jp
     if row.jp and not has_jp:
-        text = compose.code_switch(text, rng)
+        text = compose.code_switch(text, rng, kana=style != "romaji")
     if row.backstory:
         text = compose.ramble(text, rng, filler, row.backstory)
     elif row.label != "chitchat":
@@ -331,7 +423,13 @@ def _production(rng: random.Random, n: int, started: float) -> list[_Row]:
     _mark_multi_intent(rng, rows)
     _mark_lengths(rng, rows)
     convs = _conversations(rng, rows)
-    _mark_japanese(rng, convs, round(JP_EN_MIXED * len(rows)))
+    _mark_japanese(
+        rng,
+        convs,
+        round(JP_EN_MIXED * len(rows)),
+        japanese=round(JAPANESE_WRITERS * len(rows)),
+        romaji=round(ROMAJI_WRITERS * len(rows)),
+    )
     _log("plan", started, production=len(rows), conversations=len(convs))
     for conv in convs:
         filler = compose.Filler(rng)  # one per conversation: it remembers title and order
@@ -359,6 +457,7 @@ def _inject_duplicates(rng: random.Random, convs: list[list[_Row]], count: int) 
         text, kind = compose.resend_variant(orig.text, rng)
         dup = _Row(label=orig.label, source="production", secondary=list(orig.secondary))
         dup.jp, dup.text, dup.dup_of, dup.dup_kind, dup.user = orig.jp, text, orig, kind, orig.user
+        dup.style = orig.style
         at = conv.index(orig)
         gap = conv[at + 1].ts - orig.ts if at + 1 < len(conv) else 60
         roll = rng.random()
@@ -589,6 +688,40 @@ def _length_stats(lengths: list[int], budget: int | None = None) -> dict:
     return stats
 
 
+_KANA_KANJI = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
+_LATIN = re.compile("[A-Za-z\uff21-\uff3a\uff41-\uff5a]")  # ASCII and full-width letters
+# A message with this many kana/kanji is long: ~35 words, a Japanese word being ~2 characters.
+LONG_JAPANESE_CHARS = 70
+
+
+def script_mix(corpus: Corpus) -> dict[str, int]:
+    """How the Japanese messages (:attr:`Corpus.jp_en_mixed`) are written, by their letters.
+
+    Returns:
+        ``japanese_only`` (kana/kanji, no Latin letter), ``japanese_only_distinct``,
+        ``mixed`` (kana/kanji and Latin letters), ``romaji`` (Latin letters only) and
+        ``long_japanese`` (at least :data:`LONG_JAPANESE_CHARS` kana/kanji, alone or mixed).
+    """
+    jp = set(corpus.jp_en_mixed)
+    mix = {"japanese_only": 0, "japanese_only_distinct": 0, "mixed": 0, "romaji": 0}
+    mix["long_japanese"] = 0
+    distinct: set[str] = set()
+    for ex in corpus.examples:
+        if ex.id not in jp:
+            continue
+        kana = len(_KANA_KANJI.findall(ex.text))
+        if not kana:
+            mix["romaji"] += 1
+        elif _LATIN.search(ex.text):
+            mix["mixed"] += 1
+        else:
+            mix["japanese_only"] += 1
+            distinct.add(ex.text)
+        mix["long_japanese"] += kana >= LONG_JAPANESE_CHARS
+    mix["japanese_only_distinct"] = len(distinct)
+    return mix
+
+
 def generation_report(corpus: Corpus, seed: int, n: int) -> dict:
     """The rates the corpus actually has, to compare with what was configured."""
     examples = corpus.examples
@@ -621,6 +754,7 @@ def generation_report(corpus: Corpus, seed: int, n: int) -> dict:
         "label_mix": {i: share(sum(e.label == i for e in examples), total) for i in INTENTS},
         "label_mix_target": {i: round(LABEL_MIX[i] / 100, 4) for i in INTENTS},
         "jp_en_mixed_share": share(len(corpus.jp_en_mixed), total),
+        "script_mix": script_mix(corpus),
         "multi_intent_share": share(sum(bool(e.secondary_intents) for e in examples), total),
         "duplicate_share": share(len(corpus.injected["duplicates"]), total),
         "normalized_repeat_share": share(repeats, total),
@@ -658,6 +792,7 @@ def write_corpus(out_dir: Path, n: int = 55_000, seed: int = 0, label_noise: flo
     print(
         f"[GENERATE] n={n} seed={seed} production={report['production']} "
         f"synthetic={report['synthetic']} jp_en_mixed={report['jp_en_mixed_share']:.1%} "
+        f"japanese_only={report['script_mix']['japanese_only'] / max(1, n):.1%} "
         f"multi_intent={report['multi_intent_share']:.1%} "
         f"duplicates={report['duplicate_share']:.1%} "
         f"label_noise={report['label_noise_share']:.1%} sha256={digest}"

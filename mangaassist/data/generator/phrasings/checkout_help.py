@@ -328,3 +328,71 @@ FOREIGN: list[str] = [
     "Meine Karte wird beim Bezahlen abgelehnt.",
     "Der Gutscheincode funktioniert an der Kasse nicht.",
 ]
+
+# Japanese script alone, as Japanese customers write it (polite and casual).
+NIHONGO: list[str] = [
+    "クレカで払おうとすると「カード情報が正しくありません」って出ます",
+    "コンビニ払いを選んだのに支払い番号が表示されません",
+    "代引きが選択肢に出てこないんですが",
+    "PayPayで払おうとしたら途中で画面が真っ白になった",
+    "クーポンコードを入れても「対象外」って言われる",
+    "会計のとき、ポイントを使う欄がどこにも見当たりません",
+    "郵便番号を入れても住所が自動で出てこなくて、そのまま登録できません",
+    "支払い確定のボタンを押すと「もう一度お試しください」ばっかり出る",
+    "カートに入れた本が勝手に消えちゃう",
+    "ログインしようとすると認証コードが届かなくて購入できません",
+    "決済が失敗したのに、カードの利用通知だけ来ました",
+    "配送先を実家にしたいのに、住所を追加するボタンが反応しない",
+    "お届け日を指定しようとすると日付が全部グレーになってます",
+    "ギフト設定にチェック入れたらエラーになった",
+    "銀行振込を選んだけど、振込先がどこにも書いてない",
+    "カートの合計金額が商品ページの値段と違うんですけど",
+    "予約商品と在庫ありの本を一緒にカートに入れると注文できない",
+    "スマホだと決済画面が途中で切れて、最後のボタンが押せません",
+    "セキュリティコードを入れる欄が出てこない",
+    "海外のカードだと弾かれるんですか？さっきから通りません",
+    # 否定・対比
+    "クーポンの有無じゃなくて、持ってるコードが会計で弾かれるんです",
+    "注文状況の確認じゃなくて、そもそも注文の確定ができないんです",
+    "支払い方法の一覧を聞きたいんじゃなくて、クレカが通らなくて困ってます",
+    "返金してほしいわけじゃなくて、エラーでまだ払えてないんです",
+]
+
+NIHONGO_LONG: list[str] = [
+    "さっきからずっと{title_jp}の予約をしようとしているんですが、最後の確認画面で支払いボタンを押すと、くるくる回ったあとにエラーが出て最初の画面に戻されてしまいます。カードを変えても同じで、もう五回くらい繰り返しています。予約の締め切りが今日なので焦ってます。どうしたら注文できますか？",
+    "先月こちらで初めて買い物をしたときに、メルマガ登録でもらえるクーポンコードをもらいました。今日それを使おうと思ってカートで入力したんですが、「このコードは使用できません」と表示されます。有効期限はまだ先のはずなので、どうして使えないのか知りたいです。",
+    "実家の母の代わりに注文しようとしていて、届け先を母の住所にしたいんです。でも配送先を入力する画面で、登録している自分の住所しか選べなくて、新しい住所を追加するボタンを押しても何も起こりません。ブラウザを変えてもだめでした。",
+    "会社の昼休みにスマホから注文しようとしたら、コンビニ払いを選んだ時点でなぜか画面が固まってしまいました。仕方なく一度閉じて開き直したら、カートの中身が全部空っぽになっていて。入れ直すのは構わないんですが、またこうなったらと思うと不安です。何か原因があるんでしょうか？",
+    "ポイントがちょうど千ポイントくらい貯まっていたので、今回の支払いに使おうと思っていました。ところがお会計の画面で「ポイントを利用する」にチェックを入れても、合計金額が全然減りません。ポイントが使えない商品なのか、それとも何かの不具合なのか分からなくて困っています。",
+]
+
+ROMAJI: list[str] = [
+    "kureka de harau to kaado jouhou ga tadashiku nai tte deru",
+    "konbini barai eranda noni shiharai bangou ga denai",
+    "daibiki ga sentakushi ni dete konai n desu kedo",
+    "PayPay de haraou to shitara gamen ga masshiro ni natta",
+    "kuupon koodo irete mo taishougai tte iwarete tsukaenai",
+    "kaikei no toki pointo tsukau ran ga mitsukaranai",
+    'kakutei botan oshitara "mou ichido otameshi kudasai" bakari',
+    "kaato ni ireta hon ga katte ni kieru",
+    "ninshou koodo ga todokanakute kounyuu dekimasen",
+    "haisousaki wo jikka ni shitai noni juusho tsuika botan ga hannou shinai",
+    "smartphone da to kessai gamen ga kirete saigo no botan ga osenai",
+    "kaigai no card da to hajikaremasu ka? sakki kara tooranai",
+    "coupon no umu ja nakute, motteru code ga kaikei de hajikareru n desu",
+    "chuumon joukyou ja nakute, somosomo chuumon no kakutei ga dekinai",
+    "card ga tooranai, onegai tasukete",
+]
+
+CONTRAST: list[str] = [
+    "i know the code, it just fails at payment",
+    "not asking what discounts you have, {code} says invalid in my cart",
+    "not a policy question, my {payment} keeps getting declined",
+    "not asking where my order is, i can't even place it",
+    "don't need a refund, the payment never went through and there's a pending charge",
+    "no need to escalate, the address form just won't accept my zip code",
+    "it's not about shipping costs, the checkout total jumps when i hit pay",
+    "i'm not asking which cards you take, mine is one of them and it still fails",
+    "not trying to cancel, i'm stuck on the payment page",
+    "the sale price shows fine, it's the place order button that does nothing",
+]

@@ -79,6 +79,11 @@ JAPANESE_GREETINGS: list[str] = [
     "ohayou",
     "konbanwa",
     "あの、",
+    "お世話になっております",
+    "こんばんは",
+    "はじめまして",
+    "おはようございます",
+    "hajimemashite",
 ]
 
 JAPANESE_THANKS: list[str] = [
@@ -88,6 +93,10 @@ JAPANESE_THANKS: list[str] = [
     "yoroshiku onegaishimasu",
     "よろしくお願いします",
     "domo",
+    "ありがとうございました！",
+    "助かります",
+    "よろしくお願いいたします",
+    "arigatou gozaimasu",
 ]
 
 ACKNOWLEDGEMENTS: list[str] = [
@@ -418,4 +427,67 @@ FOREIGN: list[str] = [
     "Merci beaucoup !",
     "Hallo, wie geht's?",
     "Vielen Dank für die Hilfe!",
+]
+
+# Japanese script alone, as Japanese customers write it: no ask the store can act on.
+NIHONGO: list[str] = [
+    "こんばんは、今日も来ちゃいました",
+    "お疲れさまです！今日も暑いですね",
+    "{title_jp}の新刊読んだ！最高すぎた",
+    "{title_jp}のアニメ二期決まったの嬉しすぎる",
+    "昨日徹夜で{title_jp}全部読んじゃった",
+    "ありがと〜助かった！",
+    "了解です、また来ます",
+    "ボットさんって何歳なの？笑",
+    "推しが尊すぎてつらい",
+    "{author_jp}先生の絵ってほんと好き",
+    "なるほど、わかりました！",
+    "特に質問はないです、暇だったので笑",
+    "{title_jp}の最新話で泣いた人いる？",
+    "明日から三連休なのでひたすら漫画読みます",
+    "おはようございます！",
+    "いつも丁寧に答えてくれてありがとうございます",
+    "好きなキャラって誰ですか？",
+    "そういえば今日は漫画の日らしいですよ",
+    "週末に{title_jp}の聖地巡礼に行ってきました",
+    "はーい、また何かあったら聞きます",
+    # 否定・対比
+    "質問じゃないです、{title_jp}が好きって言いたかっただけ",
+    "注文とかじゃなくて、ちょっと話したかっただけです",
+    "おすすめは大丈夫です、ただの独り言でした笑",
+]
+
+NIHONGO_LONG: list[str] = [
+    "今日やっと{title_jp}を最終巻まで読み終わりました。途中で何回も泣いて、読み終わったあともしばらくぼーっとしてました。誰かにこの気持ちを話したかったんですが、周りに読んでる人がいなくて、ついここに書いてしまいました。聞いてくれてありがとう。",
+    "仕事でちょっと嫌なことがあって落ち込んでたんですが、帰りの電車で{title_jp}を読み返したら少し元気が出ました。やっぱり好きな漫画って偉大ですね。特に用事はないです、なんとなく誰かに言いたくて。",
+    "子どもの頃、親に隠れて布団の中で懐中電灯をつけて漫画を読んでいたのを思い出しました。今は自分の子どもが同じことをしていて、怒るに怒れないです。血は争えないですね笑。",
+    "{author_jp}先生のサイン会に初めて行ってきました！ずっと憧れていた方なので緊張して、ちゃんと話せたか覚えていないくらいです。サインしてもらった本は一生の宝物にします。嬉しすぎて誰かに自慢したかっただけです。",
+]
+
+ROMAJI: list[str] = [
+    "konbanwa~ hima dakara kichatta",
+    "otsukaresama desu! kyou mo atsui ne",
+    "{title} no shinkan yonda! saikou sugita",
+    "{title} no anime niki kettei, mou ureshii",
+    "kinou tetsuya de {title} zenbu yonjatta yo, yabai",
+    "arigato~ tasukatta!",
+    "ryoukai desu, mata kimasu",
+    "bot-san tte nansai desu ka? lol",
+    "oshi ga toutosugite tsurai, mou muri",
+    "tokuni shitsumon wa nai desu, hima datta dake",
+    "ohayou gozaimasu!",
+    "shitsumon ja nai desu, {title} ga suki tte iitakatta dake",
+    "suki na kyara tte dare desu ka?",
+    "haai, mata nanika attara kikimasu",
+]
+
+CONTRAST: list[str] = [
+    "not asking for recs lol, just had to tell someone i finished {title}",
+    "no question, just saying your bot is kinda cute",
+    "i'm not upset, just saying hi",
+    "don't need anything, just wanted to say thanks for last time",
+    "not a real question but who's your favourite {title} character",
+    "not ordering anything today, just vibing",
+    "no need to look anything up, {character} is just the best",
+    "not complaining lol, just bored at work",
 ]

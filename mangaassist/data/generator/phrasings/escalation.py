@@ -382,3 +382,68 @@ FOREIGN: list[str] = [
     "Ich möchte mit einem Menschen sprechen.",
     "Das ist eine Frechheit, ich will den Vorgesetzten sprechen.",
 ]
+
+# Japanese script alone, as Japanese customers write it (polite and casual).
+NIHONGO: list[str] = [
+    "もう三回も同じことを説明してます。責任者を出してください",
+    "チャットボットじゃ話にならないので、人に代わってください",
+    "電話で直接話せる人はいませんか",
+    "何日も待たされて返事もない。本当にひどい対応ですね",
+    "届いた本にカビが生えてました。健康被害が出たらどうするんですか",
+    "勝手にクレカで買い物されてる、不正利用です",
+    "登録したメールアドレスが知らないうちに変えられてます",
+    "このままなら法的な手段も考えます",
+    "こんな店二度と使わない。上の人を呼んで",
+    "問い合わせフォームから五回送ってるのに無視ですか？",
+    "ふざけた対応ばかりで本当に腹が立ちます、オペレーターにつないで",
+    "ネットに書き込みますからね、この対応",
+    "返金するって言ったのに一か月放置。いい加減にしてください",
+    "子どもが付属の部品を飲み込みそうになりました。危険すぎます",
+    "人間のスタッフと話したいです。至急お願いします",
+    "二重に引き落とされてるのに誰も対応してくれない、どうなってるんですか",
+    "私の注文履歴に知らない人の注文が表示されてます",
+    "怒ってます。ちゃんと説明できる人を出してください",
+    # 否定・対比: anger or a demand for a human outranks the topic
+    "返品の方法が知りたいんじゃない、責任者と話がしたいんです",
+    "荷物の場所はもういいです、とにかく人間の担当者につないでください",
+    "クーポンの話はどうでもいい、決済で二重請求されてて本当に怒ってます",
+]
+
+NIHONGO_LONG: list[str] = [
+    "先月注文した全巻セットが破損して届いたので、その日のうちに写真付きで連絡しました。そのあと二回問い合わせていますが、自動返信が来るだけで誰からも返事がありません。こちらは代金を払っているのに、この扱いは本当にひどいと思います。ちゃんと話ができる担当者から、今日中に連絡をください。",
+    "今朝、見覚えのない注文確定のメールが三通も届きました。慌ててログインしたら、登録していた住所が知らない県の住所に書き換えられていて、クレジットカードも使われています。完全に乗っ取られていると思います。チャットでやり取りしている場合じゃないので、すぐに対応できる人につないでください。",
+    "昨日届いたフィギュアを箱から出したら、台座の部分が割れていて、鋭い破片で子どもが指を切ってしまいました。幸い大したけがではありませんでしたが、小さい子が触る可能性のある商品でこれは危なすぎます。返品とかの話ではなく、きちんと責任のある方から説明をしていただきたいです。",
+    "返金の件でもう一か月以上やり取りしていますが、そのたびに違う人が出てきて、毎回最初から説明させられます。今日もまた同じことを聞かれて、正直もう限界です。これ以上続くようなら消費生活センターにも相談するつもりです。経緯を把握している責任者の方と話をさせてください。",
+    "届いた荷物の伝票に、私の名前ではなく全然知らない人の名前と電話番号が書かれていました。逆に言えば、私の個人情報も誰かのところに行っているかもしれないということですよね。怖くて夜も眠れません。どういう管理をしているのか、担当の方から正式に説明してください。",
+]
+
+ROMAJI: list[str] = [
+    "mou sankai mo onaji koto setsumei shiteru. sekininsha dashite",
+    "chatbot ja hanashi ni naranai, hito ni kawatte kudasai",
+    "denwa de chokusetsu hanaseru hito inai n desu ka",
+    "nannichi mo matasarete henji mo nai, hontou ni hidoi taiou",
+    "todoita hon ni kabi ga haeteta, kenkou higai ga detara dou suru n desu ka",
+    "katte ni kureka de kaimono sareteru, fusei riyou desu",
+    "touroku shita meeru adoresu ga shiranai uchi ni kaerareteru",
+    "kono mama nara houteki shudan mo kangaemasu",
+    "konna mise nido to tsukawanai, ue no hito yonde",
+    "fuzaketa taiou bakari de hontou ni hara ga tatsu, operator ni tsunaide",
+    "ningen no sutaffu to hanashitai desu, shikyuu onegaishimasu",
+    "henpin no houhou ja nakute, sekininsha to hanashitai n desu",
+    "nimotsu no basho wa mou ii, tonikaku tantousha ni tsunaide kudasai",
+    "REAL PERSON onegai!! bot wa mou iya desu",
+    "sagi desu yo ne kore? okane kaeshite moraimasu, bengoshi ni mo soudan suru",
+]
+
+CONTRAST: list[str] = [
+    "i don't want another faq link, i want a real person now",
+    "forget the tracking number, get me a manager",
+    "not asking for a refund anymore, i'm filing a chargeback",
+    "no more bot answers, third time asking about {order}, this is unacceptable",
+    "i'm not here for a coupon, someone logged into my account and changed my email",
+    "not a return question, your package had someone else's address and phone number inside",
+    "don't tell me the return window, i want to talk to a human about this mess",
+    "i don't need checkout help, i need someone who can actually fix this, a person please",
+    "stop sending me the shipping policy, connect me to an agent",
+    "not mildly annoyed, genuinely furious, a supervisor please",
+]

@@ -350,3 +350,78 @@ FOREIGN: list[str] = [
     "Versendet ihr auch nach {country}?",
     "Wie lange dauert der Versand nach {country}?",
 ]
+
+# Japanese script alone, as Japanese customers write it (polite and casual).
+NIHONGO: list[str] = [
+    "海外への発送って対応してますか？",
+    "代引きは使えますか？手数料はいくらですか",
+    "コンビニ払いの支払い期限は何日ですか",
+    "ポイントって何円ごとに何ポイントつきますか",
+    "予約商品って発売日に届くものなんでしょうか",
+    "日本郵便とヤマト、どっちで送ってくれるんですか",
+    "返品できる期間って何日以内ですか",
+    "交換の場合、送料はどちらが負担しますか",
+    "土日祝でも問い合わせの返事ってもらえますか",
+    "北海道だと届くまで何日くらいかかりますか",
+    "領収書の宛名って自分で変えられますか",
+    "ラッピングって有料ですか",
+    "支払いにPayPayって使えます？",
+    "クレカの分割払いは対応してますか",
+    "他のお店の方が安かった場合、値段を合わせてもらえたりしますか",
+    "配送の日時指定ってできますか",
+    "置き配はできますか",
+    "本は出版社から直接仕入れてるんですか",
+    "特典付きの予約って、特典だけなくなることはありますか",
+    "予約のキャンセルって発売の何日前までならできますか",
+    "中古品にも返品の保証ってありますか",
+    "郵便局留めで受け取れますか",
+    "何回かに分けて注文したら同梱してもらえますか",
+    "佐川で届くこともあるんですか？",
+    "チャットの受付時間は何時から何時までですか",
+    # 否定・対比
+    "担当者につながなくていいので、返品の期限だけ教えてください",
+    "自分の注文の話じゃなくて、普通は何日で届くのか知りたいです",
+    "今すぐ返品したいわけじゃなくて、返品のルールを先に知りたい",
+    "セール情報じゃなくて、ポイントの仕組み自体を知りたいです",
+]
+
+NIHONGO_LONG: list[str] = [
+    "来月から半年ほど仕事でシンガポールに行くことになりました。向こうでも続きを読みたいので、そちらで注文しようか考えています。海外の住所にも送ってもらえるのか、届くまでどのくらいかかるのか、関税がかかるのかを知りたいです。",
+    "前に別のネットショップで買った本が、届いたら表紙に傷があって、返品の手続きがすごく面倒だったんです。それ以来ちょっと慎重になっていて…。こちらでは届いた本に傷があった場合、どういう流れで対応してもらえるんでしょうか？",
+    "クレジットカードを持っていない学生で、いつもはコンビニで払っています。こちらのサイトでもコンビニ払いや銀行振込はできますか？払い込みの期限を過ぎたらどうなるのかも気になります。",
+    "一人暮らしで平日の昼間は家にいないので、荷物の受け取りがいつも大変なんです。宅配ボックスに入れてもらったり、夜の時間帯を指定したりってできますか？コンビニ受け取りがあればそれが一番助かります。",
+    "ポイントがけっこう貯まってきたんですが、実は使い方がよく分かっていません。1ポイントが何円分になるのか、送料の支払いにも使えるのか、期限があるのかどうか、まとめて教えてもらえると助かります。",
+]
+
+ROMAJI: list[str] = [
+    "kaigai hassou taiou shitemasu ka? canada nan desu kedo",
+    "daibiki tsukaemasu ka, tesuuryou ikura?",
+    "konbini barai no shiharai kigen wa nannichi?",
+    "pointo tte nan-en goto ni tsukimasu ka",
+    "yamato to nihon yuubin, dotchi de okutte kuremasu ka",
+    "henpin dekiru kikan wa nannichi inai desu ka",
+    "donichi mo toiawase no henji moraemasu ka",
+    "hokkaidou made nannichi gurai kakaru?",
+    "okihai dekimasu ka",
+    "haisou no nichiji shitei dekiru?",
+    "hoka no mise no hou ga yasukattara nedan awasete moraemasu ka",
+    "tyuukohin ni mo henpin hoshou aru?",
+    "tantousha ja nakute ii node, henpin kigen dake oshiete",
+    "jibun no chuumon ja nakute, futsuu nannichi de todoku ka shiritai",
+    "return policy oshiete kudasai, mada nanimo katte nai kedo",
+    "fukusuu chuumon shitara doukon shite moraemasu ka",
+]
+
+CONTRAST: list[str] = [
+    "no need for a human, just tell me the return window",
+    "not about my order, how long does shipping to {country} usually take",
+    "i'm not returning anything yet, what's the policy on opened box sets",
+    "not asking for a coupon, how does the points program actually work",
+    "my payment went through fine, i just want to know if you take {payment} for next time",
+    "not complaining, just curious what your support hours are",
+    "not tracking a package, do you ship on weekends",
+    "no sale question, do you price match {store}",
+    "i don't have an order yet, can i return something if it's the wrong edition",
+    "nothing's broken at checkout, i'm only asking which payment methods you take",
+    "don't escalate this, it's just a question: do you charge customs fees",
+]

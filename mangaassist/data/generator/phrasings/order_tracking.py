@@ -344,3 +344,73 @@ FOREIGN: list[str] = [
     "Wo ist meine Bestellung?",
     "Mein Paket ist noch nicht angekommen.",
 ]
+
+# Japanese script alone, as Japanese customers write it (polite and casual).
+NIHONGO: list[str] = [
+    "{order}の注文、いつ頃届きますか？",
+    "一週間前に注文した本がまだ届きません",
+    "ヤマトの追跡を見たら、昨日から「作業店通過」のまま止まってます",
+    "佐川の追跡番号、まだメールで来てないんですが",
+    "日本郵便で発送ってなってるのに、追跡番号を入れても見つかりませんって出ます",
+    "予約してた{title_jp}の{n}巻、発売日過ぎたけどまだ発送されてない？",
+    "荷物、今どのあたりにありますか",
+    "発送済みの連絡から{days}日、まだ何も届いてません",
+    "代引きで頼んだ荷物、いつ来るか分かりますか",
+    "{order}、分けて発送されてるみたいなんですけど残りはいつですか",
+    "不在票が入ってたんですが、再配達ってそちらで頼めますか",
+    "発送予定日を過ぎてるのに、まだ「準備中」の表示です",
+    "昨日注文した{title_jp}、今日中に発送されますか？",
+    "注文番号{order}です。届く日にちだけ知りたいです",
+    "海外発送の荷物、もう税関を通ったかどうか分かりますか",
+    "注文したのいつだったかな…{order}、まだ届いてないです",
+    "週末までに届かないと困るんですが、間に合いそうですか",
+    "コンビニ受け取りにした荷物、もうお店に着いてますか",
+    "追跡ページが英語で読めないので、今の状況を日本語で教えてください",
+    "ちゃんと注文できてるか不安です、{order}で入ってますか",
+    "全巻セットのうち３冊だけ届いて、残りがまだです",
+    # 否定・対比
+    "返品したいんじゃなくて、{order}が今どこにあるか知りたいだけです",
+    "キャンセルじゃないです！まだ届いてないので状況を教えてほしいだけ",
+    "一般的な配送日数じゃなくて、私の注文がいつ届くかです",
+    "担当者じゃなくていいので、私の荷物の追跡番号だけもらえますか",
+]
+
+NIHONGO_LONG: list[str] = [
+    "来週の土曜日が息子の誕生日で、プレゼント用に{title_jp}の全巻セットを注文しました。ラッピングもお願いしてあります。当日までに届けば問題ないんですが、まだ発送のお知らせが来ていないので少し心配になってきました。{order}の発送予定はいつ頃になりそうですか？",
+    "先週末に注文したものがまだ届かなくて、追跡を見ると三日前に近くの営業所に着いたところで止まっています。平日は仕事で家にいないので不在票が入っていたのかもと思ったんですが、ポストには何も入っていませんでした。今どういう状況なのか調べてもらえますか。",
+    "海外に住んでいて、実家経由じゃなく直接こちらに送ってもらう形で{title_jp}を何冊か注文しました。前に別のお店で頼んだときは三週間くらいかかったので気長に待つつもりだったんですが、もう一か月以上たっています。今どこにあるか分かりますか？",
+    "予約していた{title_jp}の{n}巻、発売日の翌日には届くと思っていたら、まだ「発送準備中」の表示のままです。同じ日に出た別の本は友達のところにもう届いたらしくて。特典付きの予約だったので、何か遅れている理由があるなら知りたいです。",
+    "二つの注文をほぼ同時にしたんですが、片方だけ先に届いて、もう片方がまだです。同梱になるのかと思っていたので少し混乱しています。届いていないほうの注文番号は{order}なんですが、これはもう発送されていますか？",
+]
+
+ROMAJI: list[str] = [
+    "{order} no chuumon itsu goro todokimasu ka",
+    "isshuukan mae ni chuumon shita hon ga mada todokanai",
+    "yamato no tsuiseki, kinou kara zutto ugoite nai n desu kedo",
+    "sagawa no tsuiseki bangou mada meeru de kite nai",
+    "tyuumon shita no ni mada todokanai, doko?",
+    "chumon {order} desu. todoku hi dake shiritai",
+    "yoyaku shita {title} {vol}, hatsubaibi sugita kedo mada hassou sarete nai?",
+    "nimotsu ima dono hen ni arimasu ka",
+    "daibiki de tanonda nimotsu itsu kuru ka wakarimasu ka",
+    "konbini uketori ni shita nimotsu, mou mise ni tsuiteru?",
+    "shuumatsu made ni todokanai to komaru, maniau?",
+    "henpin ja nakute, {order} ga ima doko ni aru ka shiritai dake",
+    "kyanseru ja nai desu! mada todoite nai node joukyou oshiete hoshii",
+    "my package mada konai, tracking number onegai shimasu",
+    "order status kakunin shitai desu, {order}",
+    "fuzaihyou haitteta kedo saihaitatsu tte sochira de tanomemasu ka",
+]
+
+CONTRAST: list[str] = [
+    "don't want to return it, just track it",
+    "not cancelling, i just need to know where {order} is",
+    "not asking about shipping times in general, when does MY order get here",
+    "no need for a manager, just the tracking number for {order}",
+    "payment went through fine, i just want to know if it shipped",
+    "i'm not asking for a refund, the package says delivered but it isn't here",
+    "not a complaint yet, just where is my package",
+    "not a new order, checking on the one i placed {date}",
+    "the coupon worked fine, just tell me when it ships",
+    "i don't need to change anything, just confirm my order went through",
+]

@@ -417,3 +417,85 @@ FOREIGN: list[str] = [
     "Habt ihr Manga von {author}?",
     "Welche neuen Manga erscheinen diese Woche?",
 ]
+
+# Japanese script alone, as Japanese customers write it (polite and casual).
+NIHONGO: list[str] = [
+    "完結してる少年漫画で、全20巻以内のものを探しています",
+    "今月発売の新刊一覧ってどこで見られますか？",
+    "{author_jp}先生の作品、ほかに何が置いてありますか",
+    "千円以下で買える画集ってある？",
+    "限定版が出てる新刊、今どれがあるか見たい",
+    "特典付きで予約受付中の本を一覧で見たいです",
+    "重版がかかった話題作ってまとめて見られますか",
+    "来週出る少女漫画、何がありますか",
+    "文庫版で出てる漫画を探してます",
+    "ホラーで一冊完結のやつない？",
+    "中学生以上向けになってる冒険ものの一覧を見せてください",
+    "英語版の新刊、今週入ったのある？",
+    "大人向けのグルメ漫画ってどのくらい置いてますか",
+    "連載中じゃなくて完結済みの作品だけで絞り込みたい",
+    "スポーツ漫画、野球以外で何がありますか",
+    "韓国の縦読み漫画も扱ってますか",
+    "在庫ありの全巻セットだけ見たいんですけど",
+    "電子版で買える作品の一覧ってある？",
+    "売れてる順に並べて見られますか",
+    "アニメ化が決まった原作、まとめて見られる？",
+    "ミステリー系で女性が主人公のもの、置いてますか",
+    "画集とかファンブックのコーナーを見たいです",
+    "短編集ってどれくらいありますか",
+    "去年完結した作品で、全巻そろうものを教えてください",
+    "大判サイズで出てる漫画を何冊か探してます",
+    "{author_jp}さんの新作、もう出てる？",
+    "ふりがな付きの漫画だけ表示できますか",
+    "十二月に出る新刊のリストください",
+    # 否定・対比: the cue decides, not the topic word
+    "おすすめじゃなくて、ホラーの新刊を全部見たいだけです",
+    "セールとか関係なく、今月の新刊リストを見せて",
+    "特定の作品じゃなくて、ファンタジーで完結済みのものを一覧で見たい",
+]
+
+# 35-90 words of Japanese with the ask buried in a story.
+NIHONGO_LONG: list[str] = [
+    "最近仕事が忙しくて漫画から離れてたんですが、やっと落ち着いたのでまた読み始めようと思ってます。昔は少年漫画ばかりだったけど、今は大人の恋愛ものも気になってて、完結済みで10巻くらいまでのものがあれば一覧で見てみたいです。",
+    "学校の図書委員をやっていて、図書室に置く漫画を選ぶ係になりました。予算は決まっていて、対象年齢が小学生以上になっている作品だけを探したいんですが、年齢で絞り込める検索ってありますか？全部で十冊くらい選ぶ予定です。",
+    "去年日本に住んでいた時に本屋でよく見かけた{author_jp}先生の本がずっと気になっていて、でも結局買わずに帰国してしまいました。今さらですが、英語版でも日本語版でもいいので、先生の作品で今そちらにあるものを全部見せてもらえますか。",
+    "うちの本棚は文庫サイズで統一してて、普通の単行本だと高さが合わなくて困るんです。なので文庫版か、それに近いサイズで出てる漫画を探してます。ジャンルは特にこだわらないので、文庫版の一覧みたいなのがあれば助かります。",
+    "在宅勤務になって通勤時間がなくなった分、週末に一気読みできる長編を探そうと思ってます。完結していて、全巻セットで在庫がある作品ってどれくらいありますか？値段はあまり気にしないです。",
+]
+
+# Romaji, Hepburn and the lazy spellings people type, often with English words in it.
+ROMAJI: list[str] = [
+    "kanketsu shita shounen manga de 20-kan ika no yatsu sagashiteru",
+    "kongetsu no shinkan list misete kudasai",
+    "{author} sensei no hoka no sakuhin, nani ga arimasu ka",
+    "horror no one-shot aru? tanpenshuu toka",
+    "yoyaku dekiru shinkan no ichiran onegaishimasu",
+    "tokuten tsuki no genteiban, ima nani ga aru?",
+    "bunkoban de deteru manga sagashitemasu",
+    "raishuu deru shoujo manga wa? onegai",
+    "eigo-ban no shinkan konshuu haitta? list ga mitai",
+    "webtoon mitai na tateyomi no manga mo oitemasu ka",
+    "zaiko aru zenkan setto dake mitai n desu kedo",
+    "ureteru jun ni narabete mitai, dekiru?",
+    "tyuugakusei muke no manga ichiran misete kudasai",
+    "sports manga de yakyuu igai no yatsu aru?",
+    "{genre} no kanketsu sakuhin dake misete onegai shimasu",
+    "osusume ja nakute, horror no shinkan zenbu mitai dake",
+    "gashuu toka fan book no koonaa doko desu ka",
+]
+
+# "Not X, just Y": another intent's topic word negated; the cue decides the label.
+CONTRAST: list[str] = [
+    "not asking for recs, just show me every {genre} series you carry",
+    "i don't need suggestions, i just want the list of new releases this week",
+    "not after a specific title, just anything {demo} that's finished under 10 volumes",
+    "not looking for a sale, just what box sets you have in stock",
+    "no opinions needed, just filter by {author} and show what's available",
+    "i'm not asking about one book, i want to browse all the {format}s",
+    "forget deals, what {genre} manga came out this month",
+    'not "what should i read", more like what do you have in spanish',
+    "skip the personal picks, just the bestseller list pls",
+    "not one title in particular, just show me horror one-shots",
+    "i'm not asking if they're good, just which {author} books you stock",
+    "not for anyone specific, just what's rated all ages",
+]

@@ -378,3 +378,80 @@ FOREIGN: list[str] = [
     "Ist {title} Band {n} auf Lager?",
     "Ist {title} schon abgeschlossen?",
 ]
+
+# Japanese script alone, as Japanese customers write it (polite and casual).
+NIHONGO: list[str] = [
+    "{title_jp}、{n}巻だけ在庫あるか見てもらえますか",
+    "{title_jp}の最新刊、もう入荷してる？",
+    "{title_jp}は全何巻で完結してますか",
+    "{title_jp}の限定版、まだ残ってますか",
+    "{title_jp}の特装版と通常版って中身同じですか？",
+    "この本、重版分ですか？それとも初版？",
+    "{title_jp}の{n}巻の発売日っていつでしたっけ",
+    "{title_jp}って何歳から読んでも大丈夫な内容ですか",
+    "{title_jp}の英語版は誰が翻訳してますか",
+    "{title_jp}の全巻セット、何冊入りですか？",
+    "{title_jp}の{n}巻、特典のイラストカード付いてる？",
+    "この画集のサイズってどのくらいですか",
+    "{title_jp}の新装版っていつ出ますか",
+    "{title_jp}って今休載中？もう再開した？",
+    "{title_jp}の{n}巻は何話から何話まで入ってる？",
+    "{title_jp}の中古、状態はどんな感じですか",
+    "{title_jp}のフィギュアって公式のやつですか",
+    "{title_jp}のボックスセットは収納箱付きですか？",
+    "{title_jp}って1冊いくらですか",
+    "これってシュリンク付きの新品ですか",
+    "{title_jp}はカラー版もありますか？",
+    "{title_jp}の電子版と紙の本で収録内容違う？",
+    "{author_jp}先生の{title_jp}、これで完結ですか",
+    "{title_jp}の１巻、まだ手に入りますか",
+    "{title_jp}の{n}巻ってもう重版かかりましたか",
+    "５巻だけ在庫切れになってるけど、入荷予定ありますか",
+    "{title_jp}の帯付きって新品だけですか",
+    # 否定・対比
+    "おすすめはいらないので、{title_jp}の{n}巻に在庫があるかだけ教えてください",
+    "セールじゃなくて、{title_jp}の通常の値段が知りたいです",
+    "返品の話じゃなくて、{title_jp}の限定版にポスターが付いてるか知りたい",
+]
+
+NIHONGO_LONG: list[str] = [
+    "子どもの頃に{title_jp}のアニメを見ていて、最近になって急に懐かしくなりました。原作は読んだことがないんですが、アニメのあとの話もちゃんと描かれてるって聞いて気になってます。原作って今何巻まで出ていて、もう完結してるんでしょうか？",
+    "来月、姪の誕生日があって、本人から{title_jp}が欲しいと言われています。ただ姉から暴力的な場面が多いなら困ると言われてしまって。まだ{age}歳なんですが、内容的に読ませても大丈夫な作品ですか？",
+    "先日こちらで{title_jp}の通常版を買ったんですが、友達が持っている限定版にだけ描き下ろしの小冊子が付いていると知ってちょっと悔しくなりました。限定版ってまだ在庫ありますか？もしあれば値段も知りたいです。",
+    "海外在住で、日本語の勉強のために{title_jp}を原書で読もうと思ってます。ただ漢字がまだ苦手なので、ふりがなが振ってあるかどうかがすごく大事で。この作品、全部のページにルビって付いてますか？",
+    "全巻集めていて、あとは{n}巻だけなんですが、どこの本屋に行っても売り切れでした。そちらのサイトでも在庫切れになっていて、重版の予定があるのか、いつ頃入荷しそうか分かれば教えてほしいです。気長に待つつもりです。",
+]
+
+ROMAJI: list[str] = [
+    "{title} no genteiban mada nokotteru?",
+    "{title} tte zenbu de nankan? kanketsu shita?",
+    "{title} {vol} no hatsubaibi itsu deshita kke",
+    "kore shohan? soretomo juuhan desu ka",
+    "{title} no tokusouban to tsuujouban no chigai oshiete",
+    "{title} tte nansai kara yonde mo daijoubu?",
+    "{title} no english ban wa dare ga honyaku shiteru no",
+    "{title} {vol} nyuuka shimashita ka? zutto sold out de",
+    "{title} no box set wa nan satsu iri desu ka",
+    "{title} no {n}kan ni tokuten no card tsuite masu ka",
+    "kono gashuu no saizu wa dono kurai desu ka",
+    "{title} ima kyuusai chuu? mou saikai shita?",
+    "{title} no chuuko no joutai dou desu ka",
+    "{title} no figure wa koushiki desu ka",
+    "osusume wa iranai, {title} {vol} no zaiko dake oshiete kudasai",
+    "sale ja nakute, {title} no futsuu no nedan ga shiritai",
+    "{title} tyuuko de mo ii kedo, zaiko aru?",
+]
+
+CONTRAST: list[str] = [
+    "not looking for recs, just whether {title} {vol} is in stock",
+    "i don't need something similar, i just want to know if {title} is finished",
+    "not asking about sales, what's the regular price of the {title} box set",
+    "not a general shipping question, is the {title} {format} in stock now or preorder",
+    "i'm not asking if it's worth it, just how many volumes {title} has",
+    "not browsing, i only need the page count of {title} {vol}",
+    "i don't want a list of {genre} stuff, only the age rating of {title}",
+    "no need to suggest anything, is {title} {vol} the deluxe or the regular",
+    "not about my order, is {title} {vol} back in stock yet",
+    "i'm not returning anything, does the {title} box set come with the poster",
+    "forget the coupon, is {title} {vol} even out in english",
+]

@@ -325,3 +325,72 @@ FOREIGN: list[str] = [
     "Gibt es gerade einen Rabattcode?",
     "Ab wann ist der Versand kostenlos?",
 ]
+
+# Japanese script alone, as Japanese customers write it (polite and casual).
+NIHONGO: list[str] = [
+    "今やってるキャンペーンって何がありますか",
+    "ポイント10倍デーってまだやってますか？",
+    "{title_jp}の全巻セット、安くなる予定ありますか",
+    "送料無料まであといくら買えばいいですか？",
+    "年末年始のセールっていつからですか",
+    "学生証を見せたら割引になったりします？",
+    "{pct}％オフのクーポンってどこで配ってますか",
+    "まとめ買いで送料無料になったりしますか",
+    "予約特典が付くのって、いつまでに予約した分ですか",
+    "アプリ限定のクーポンってありますか",
+    "今月のポイント還元率って何％ですか",
+    "{author_jp}先生のフェアとかやってますか？",
+    "誕生月の特典ってもらえるんですか",
+    "セット割の対象になってる作品を教えてください",
+    "友達紹介のキャンペーンはありますか",
+    "来週のセール、{title_jp}も対象になりますか",
+    "クーポンの併用ってできるんですか",
+    "メルマガ会員だけのセールってあります？",
+    "半額になってる漫画ってありますか",
+    "中古品もセールの対象ですか？",
+    "限定版も割引の対象に入りますか",
+    "次のポイント倍増キャンペーンはいつ頃？",
+    # 否定・対比
+    "決済のトラブルじゃなくて、今使えるクーポンがあるか知りたいだけです",
+    "作品のおすすめじゃなくて、安くなってるセット商品を教えて",
+    "ポイントの仕組みじゃなくて、今やってる倍率アップのキャンペーンのことです",
+]
+
+NIHONGO_LONG: list[str] = [
+    "{title_jp}を最初から全部読み直したくて、全巻まとめて買おうか迷ってます。でも結構な金額になるので、どうせならセールのタイミングを狙いたいんです。全巻セットが安くなるキャンペーンって、近いうちに予定されてたりしますか？",
+    "毎月けっこうな冊数をこちらで買っているので、少しでもお得にしたいなと思っています。ポイントが何倍かになる日とか、まとめ買いで割引になる仕組みとか、今やっているキャンペーンがあれば全部教えてください。",
+    "大学に入ってから漫画代が一番の出費になってしまって、親にも呆れられてます。学割みたいなのがあると本当に助かるんですが、学生向けの割引やクーポンってありますか？",
+    "友達の誕生日に{title_jp}のグッズと単行本をセットで贈ろうと思っています。送料がけっこうかかるので、送料無料になる金額まで何か足そうか考えてるんですが、今は何円以上で送料無料になりますか？",
+    "去年の年末セールで買い逃した作品がいくつかあって、今年こそはと思ってカレンダーに書き込もうとしています。今年の年末のセールはいつ頃から始まる予定ですか？対象になる出版社も分かれば嬉しいです。",
+]
+
+ROMAJI: list[str] = [
+    "ima yatteru kyanpeen tte nani ga arimasu ka",
+    "pointo juubai dee mada yatte masu ka",
+    "{title} no zenkan setto, yasuku naru yotei aru?",
+    "souryou muryou made ato ikura kaeba ii?",
+    "nenmatsu nenshi no seeru itsu kara desu ka",
+    "gakuseishou misetara waribiki ni naru n desu ka",
+    "{pct}% off no kuupon doko de kubatte masu ka",
+    "app gentei no coupon tte arimasu ka",
+    "{author} sensei no fea toka yatte masu ka",
+    "tomodachi shoukai kyanpeen wa arimasu ka",
+    "raishuu no sale, {title} mo taishou ni narimasu ka",
+    "kuupon no heiyou tte dekiru n desu ka",
+    "hangaku ni natteru manga aru?",
+    "kessai no trouble ja nakute, ima tsukaeru kuupon aru ka shiritai dake",
+    "seeru tte itsu made? tyotto matte kara kaou kana",
+]
+
+CONTRAST: list[str] = [
+    "the code works fine, i just want to know if there's a bigger one this week",
+    "not a checkout problem, is there a student discount at all",
+    "i'm not asking how points work, when's the next double points event",
+    "not asking about shipping speed, what's the free shipping minimum",
+    "not looking for new releases, just which box sets are on sale",
+    "i don't need the price of {title}, i want to know if it'll go on sale",
+    "no payment issue, just wondering if {code} is still valid",
+    "not browsing, just tell me the current coupon codes",
+    "not a general policy q, do you do any black friday deals",
+    "i know the regular price, is there a bundle deal on {title} 1-10",
+]

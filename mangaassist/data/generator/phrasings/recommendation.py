@@ -334,3 +334,76 @@ FOREIGN: list[str] = [
     "Was könnt ihr mir empfehlen, wenn ich {title} mochte?",
     "Lohnt sich {title}?",
 ]
+
+# Japanese script alone, as Japanese customers write it (polite and casual).
+NIHONGO: list[str] = [
+    "{title_jp}が好きなんですが、似た雰囲気の作品ってありますか",
+    "最近読むものがなくて…何か面白いのない？",
+    "最近なにかで思いっきり泣きたい気分なんだけど、そういう漫画ある？",
+    "父の日に、時代劇が好きな父へ漫画を贈りたいです。何がいいと思いますか",
+    "漫画初心者の彼女に最初の一冊を選ぶなら何がいい？",
+    "ゆるい日常系で、寝る前に読めるものを探してます。おすすめありますか",
+    "{author_jp}先生の作品が好きな人に刺さりそうなの、他にありますか",
+    "{title_jp}の後半の展開が好きだった人向けの作品ってある？",
+    "絵がきれいな漫画が読みたい気分、なんかある？",
+    "通勤中にサクッと読めて続きが気になるやつ教えて",
+    "大人がハマる少年漫画、どれが鉄板ですか",
+    "今年一番の当たり作品ってどれだと思う？",
+    "推しが死なない平和な漫画が読みたい…おすすめ求む",
+    "中学生の息子がバトルもの大好きなんですが、何を買ってあげたら喜びますか",
+    "料理が好きな母にプレゼントするなら、どんな漫画がいいかな",
+    "{title_jp}、アニメは微妙だったけど原作は読むべき？",
+    "一気読みしたい気分。徹夜してもいいから止まらないやつ教えて",
+    "{age}歳の甥が喜びそうな漫画、何かないですか",
+    "ちょっと怖いけどグロくない話が好きです。合いそうなのありますか",
+    "{title_jp}は合わなかったんですが、似たテーマでもう少し読みやすいのってあります？",
+    "ハッピーエンドが確定してる恋愛漫画で、いちばん好きなのを教えてください",
+    "社会人になって疲れてる人に効く漫画ってなんだろう",
+    "{title_jp}から入るか別のにするか迷ってます、初めての人には向いてますか",
+    "主人公がひたすら強い系で爽快なやつ、何かいいのない？",
+    "自分へのご褒美に一作だけ買うなら何にしますか",
+    # 否定・対比
+    "在庫の確認じゃなくて、{title_jp}が好きな人向けのおすすめを聞きたいです",
+    "新刊一覧じゃなくて、私の好みに合いそうなのを選んでほしい",
+    "セール品からじゃなくていいので、純粋におすすめを教えて",
+]
+
+NIHONGO_LONG: list[str] = [
+    "高校生のころは毎週ジャンプを読んでたんですが、社会人になってから全然読まなくなってしまいました。最近ふと{title_jp}を読み返したらやっぱり面白くて、また何か読みたいなと思ってます。ああいう熱い感じで、大人になった今でも楽しめそうな作品があったら教えてもらえますか。",
+    "入院している祖母のお見舞いに漫画を持っていこうと思っています。昔から本が好きな人で、最近は目が疲れるらしく、文字が少なめで温かい話がいいかなと考えています。八十代の女性でも楽しめそうな漫画、何かおすすめはありますか。",
+    "友達と漫画の貸し借りをしていて、次は私が何か貸す番なんです。その子は{title_jp}がいちばん好きで、恋愛ものはあんまり読まないタイプです。手持ちがネタ切れなので、その子が喜びそうな作品を何か提案してもらえませんか？",
+    "ここ一か月ずっと仕事でバタバタしてて、寝る前の三十分だけが自分の時間なんです。重い話だと眠れなくなるし、かといって軽すぎても物足りなくて。そういう時間にちょうどいい、一話ずつ区切りのいい漫画ってありますか？",
+    "{title_jp}をアニメで見て原作も全部読んだんですが、読み終わってから何を読んでも物足りなく感じてしまいます。世界観がしっかりしていて、伏線がちゃんと回収されるような作品が好きです。次に読むべき一作を選ぶとしたら何でしょう？",
+]
+
+ROMAJI: list[str] = [
+    "{title} ga suki nan dakedo, niteru funiki no manga aru?",
+    "saikin yomu mono nakute... nanika omoshiroi no nai?",
+    "chichi no hi ni manga agetai, jidaigeki suki na chichi ni nani ga ii kana",
+    "manga shoshinsha no kanojo ni saisho no issatsu erabu nara nani?",
+    "yurui nichijoukei de neru mae ni yomeru yatsu osusume shite kudasai",
+    "{author} sensei no sakuhin ga suki na hito ni sasarisou na no aru?",
+    "e ga kirei na manga yomitai kibun, nanka aru?",
+    "tsuukin-chuu ni sakutto yomeru yatsu oshiete",
+    "kotoshi ichiban no atari sakuhin wa dore da to omou?",
+    "{title} anime wa bimyou datta kedo gensaku wa yomu beki?",
+    "ikki-yomi shitai, tomaranai yatsu osusume onegai",
+    "chuugakusei no musuko ga battle mono daisuki, nani kattara yorokobu?",
+    "zaiko kakunin ja nakute, {title} suki na hito muke no osusume kikitai",
+    "shinkan list ja nakute, watashi no konomi ni au no erande hoshii",
+    "osusume oshiete kudasai, genre wa nan demo ii desu",
+    "{title} mitai ni nakeru yatsu, hoka ni aru kana",
+]
+
+CONTRAST: list[str] = [
+    "not asking what's in stock, what would you pick for someone who loved {title}",
+    "i don't want the new releases list, i want something for my taste: slow burn, sad endings",
+    "not a fact question, is {title} actually worth it for someone who hates gore",
+    "not just browsing {genre}, i need one pick for {relative} who only reads {title}",
+    "skip the bestseller list, what's peak for a first-time reader",
+    "not looking for a specific volume, just something like {title} but shorter",
+    "i'm not just chatting lol, seriously what should i read after {title}",
+    "no need for the catalog, just tell me your top 3 {genre} series",
+    "i know what's in stock, i want your take on whether {title} or {title2} fits me better",
+    "not asking if it's in english, asking if i'd like {title} coming from {title2}",
+]

@@ -330,3 +330,71 @@ FOREIGN: list[str] = [
     "Ich möchte meine Bestellung stornieren.",
     "Das Buch kam beschädigt an, ich möchte es zurückgeben.",
 ]
+
+# Japanese script alone, as Japanese customers write it (polite and casual).
+NIHONGO: list[str] = [
+    "届いた{title_jp}の{n}巻、帯が破れてました。交換できますか",
+    "注文した巻と違うのが入ってました",
+    "同じ注文が二重になってしまったので、片方取り消してください",
+    "{order}の注文、やっぱりキャンセルでお願いします",
+    "返品した分の返金って、いつ頃口座に入りますか",
+    "キャンセルした注文、コンビニ払いで払ってたんですがどうやって返金してもらえますか",
+    "表紙に大きな折れ目があったので、新しいのと取り替えてほしいです",
+    "開けたらページが何枚か破れてました。返品します",
+    "限定版の予約、発売前なら取り消せますか？もう必要なくなって",
+    "代引きで受け取ったけど中身が違いました。返金してください",
+    "印刷がかすれてて読めないページがあります、交換してもらえますか",
+    "間違えて電子版じゃなくて紙の本を買っちゃった、返品できますか",
+    "注文してすぐなんですけど、キャンセル間に合いますか？",
+    "返金の処理、今どこまで進んでますか",
+    "クーポンを使い忘れたので、一回キャンセルして注文し直したいです",
+    "１冊しか頼んでないのに２冊入ってました。１冊返送します",
+    "フィギュアの箱を開けたら腕が取れてました、交換お願いします",
+    "返品したいので、着払いの伝票を送ってもらえますか",
+    "サイズ違いのパーカーが届いたので交換してほしい",
+    "{title_jp}の{n}巻だけ日焼けしてて色が変わってます、取り替えられますか",
+    # 否定・対比
+    "届いてないんじゃなくて、届いたものが壊れてたんです。返金お願いします",
+    "返品のルールが知りたいんじゃなくて、この注文を今すぐ返品したいです",
+    "文句を言いたいわけじゃないので、普通に交換の手続きだけお願いします",
+    "追跡はもういいです、この注文はキャンセルしてください",
+]
+
+NIHONGO_LONG: list[str] = [
+    "楽しみにしていた{title_jp}の限定版が今日届いたんですが、箱を開けたら外箱の角が大きくへこんでいて、中の画集にも折れ目がついていました。配送中にぶつけたのかもしれません。せっかくの限定版なのでこのまま持っているのは悲しくて、できれば新しいものと交換してもらえないでしょうか。",
+    "先週、全巻そろえようと思って{title_jp}の1巻から{n}巻までをまとめて注文しました。ところが昨日、古本屋で状態のいいセットをたまたま見つけてしまって、そちらを買ってしまったんです。まだ発送されていなければ、今回の注文を取り消してもらうことはできますか？",
+    "返品の手続きは二週間前に済ませていて、追跡で見ると商品もそちらに届いているようです。ただ、まだカードへの返金が確認できていません。カード会社の締め日の関係もあるのかもしれないんですが、返金の処理が今どうなっているか教えていただけますか。",
+    "息子の誕生日プレゼントに{title_jp}を頼んだんですが、届いたのは英語版でした。注文画面を見返すと日本語版を選んでいたので、たぶん取り違えだと思います。誕生日には間に合わなくても大丈夫なので、日本語版と交換してもらえますか。",
+    "同じ本を二回注文していたことに、届いてから気づきました。一回目の注文の確認メールが迷惑メールに入っていて、失敗したと思い込んでしまったんです。片方は未開封のままなので、一冊分を返品して返金してもらうことはできますか？",
+]
+
+ROMAJI: list[str] = [
+    "todoita {title} no {n}kan, obi ga yabureteta. koukan dekimasu ka",
+    "chuumon shita kan to chigau no ga haitteta",
+    "onaji chuumon ga nijuu ni natta node katahou torikeshite kudasai",
+    "{order} yappari kyanseru de onegaishimasu",
+    "henpin shita bun no henkin itsu goro haitte kimasu ka",
+    "hyoushi ni ookii oreme ga atta, atarashii no to torikaete hoshii",
+    "peeji ga nanmai ka yabureteta node henpin shimasu",
+    "daibiki de uketotta kedo nakami ga chigatta, henkin shite kudasai",
+    "insatsu ga kasurete yomenai peeji aru, koukan shite moraemasu ka",
+    "chuumon shite sugu nan desu kedo, kyanseru maniaimasu ka",
+    "henkin no shori doko made susunde masu ka",
+    "coupon tsukai wasureta node ikkai kyanseru shite chuumon shinaoshitai",
+    "todoite nai n ja nakute, todoita mono ga kowareteta n desu. henkin onegai",
+    "return policy ja nakute, kono chuumon wo ima henpin shitai desu",
+    "kyanseru onegaishimasu!! machigaete chumon shichatta",
+]
+
+CONTRAST: list[str] = [
+    "not asking where it is, it arrived and the cover is ripped, i want a replacement",
+    "i don't need the general policy, i want to return {title} {vol} from {order}",
+    "not trying to complain, just want to swap the wrong volume i got",
+    "tracking doesn't matter anymore, please cancel {order}",
+    "not a payment problem, i was charged for an order i cancelled and want the refund",
+    "not asking if you do exchanges, i'm asking you to exchange mine",
+    "it did arrive, twice actually, i only ordered one, can you refund the duplicate",
+    "no manager needed, just the return label for the damaged box set",
+    "not a missing package, the package came but {title} {vol} is the wrong edition",
+    "i don't want store credit info, i want the status of the refund for the return i sent {date}",
+]
