@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mangaassist.data.truncation import Truncation
 from mangaassist.evaluation.settings import RUNTIMES, LatencySettings
 
 PARITY_MESSAGES = 8  # messages checked for ONNX/PyTorch logit parity before timing
@@ -99,6 +100,7 @@ def measure_latency(
     max_messages: int = 300,
     preprocess: Callable[[str], str] | None = None,
     temperature: float = 1.0,
+    truncation: Truncation | None = None,
 ) -> dict:
     """Time PyTorch eager tokenize + forward + softmax for one message at a time.
 
@@ -110,17 +112,19 @@ def measure_latency(
         num_threads: torch intra-op threads while timing; restored afterwards.
         preprocess: text normalisation applied first, as the serving predictor does.
         temperature: logits are divided by it before the softmax, as served.
+        truncation: what a message over ``max_length`` keeps (default ``first``), as trained.
 
     Returns:
         :func:`time_predict_one`'s result with ``runtime: torch``.
     """
     prep = preprocess or (lambda s: s)
+    cut = truncation or Truncation()
     model.eval()
 
     @torch.inference_mode()
     def once(text: str) -> torch.Tensor:
-        enc = tokenizer(prep(text), truncation=True, max_length=max_length, return_tensors="pt")
-        logits = model(enc["input_ids"], enc["attention_mask"])  # (1, C)
+        ids = torch.tensor(cut.encode(tokenizer, [prep(text)], max_length))  # (1, L)
+        logits = model(ids, torch.ones_like(ids))  # (1, C)
         return (logits / temperature).softmax(-1)
 
     out = time_predict_one(
@@ -170,6 +174,7 @@ def latency_as_served(
     # A LoadedRun's text function (normalise, + romaji when trained so); a stand-in run
     # without one is timed with the plain normalisation, as before.
     preprocess = getattr(run, "preprocess", normalize_text)
+    truncation = getattr(run, "truncation", None)  # the run's (first for stand-in runs)
     max_length = int(run.config.model.max_length)
     timing = {
         "num_threads": settings.num_threads,
@@ -184,6 +189,7 @@ def latency_as_served(
             max_length,
             preprocess=preprocess,
             temperature=temperature,
+            truncation=truncation,
             **timing,
         )
     from mangaassist.model.onnx_runtime import check_parity, onnx_predictor
@@ -198,6 +204,7 @@ def latency_as_served(
             num_threads=settings.num_threads,
             temperature=temperature,
             preprocess=preprocess,
+            truncation=truncation,
         )
         parity = check_parity(
             run.model, predictor, list(texts[:PARITY_MESSAGES]), atol=settings.parity_atol

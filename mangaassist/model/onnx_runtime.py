@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from mangaassist.data.normalize import normalize_text
+from mangaassist.data.truncation import Truncation
 from mangaassist.errors import UserError
 from mangaassist.inference.policy import SECONDARY_OUTPUT, Calibration
 from mangaassist.inference.predictor import INPUT_NAMES, OUTPUT_NAME, Predictor
@@ -132,15 +133,20 @@ def onnx_predictor(
     temperature: float = 1.0,
     num_threads: int = 1,
     preprocess: Callable[[str], str] | None = None,
+    truncation: Truncation | None = None,
 ) -> Predictor:
     """The serving predictor over an ONNX file and a run's Hugging Face tokenizer.
 
     ``preprocess``: the run's text function (``LoadedRun.preprocess``); None: normalize_text.
+    ``truncation``: the run's (``LoadedRun.truncation``); None: ``first``.
     """
     return Predictor(
         path,
         BatchTokenizer(
-            tokenizer.backend_tokenizer, max_length, preprocess=preprocess or normalize_text
+            tokenizer.backend_tokenizer,
+            max_length,
+            preprocess=preprocess or normalize_text,
+            truncation=truncation,
         ),
         labels,
         Calibration(temperature=float(temperature), labels=list(labels)),

@@ -163,15 +163,14 @@ def explain(run_dir: str | Path, text: str, label: str | None = None) -> Explana
     calib = Calibration.load(cal_path) if calibrated else Calibration(labels=labels)
 
     normalised = run.preprocess(text)  # normalise (+ romaji when the run was trained so)
-    # As LoadedRun.predict_logits encodes a batch of one: no padding, the run's truncation.
-    enc = run.tokenizer(
-        [normalised], truncation=True, max_length=run.max_length, return_tensors="pt"
-    )
-    ids = enc["input_ids"][0].tolist()
+    # As LoadedRun.predict_logits encodes a batch of one: no padding, the run's truncation
+    # (first, or head_tail: what a long message shows the model is its start and its end).
+    ids = run.truncation.encode(run.tokenizer, [normalised], run.max_length)[0]
+    input_ids = torch.tensor([ids])  # (1, L)
     model = run.model
     model.zero_grad(set_to_none=True)
     with torch.enable_grad():
-        logits = model(enc["input_ids"], enc["attention_mask"]).float()  # (1, C)
+        logits = model(input_ids, torch.ones_like(input_ids)).float()  # (1, C)
     z = logits.detach().numpy().astype("float64")
     probs_t1, probs = softmax(z, 1.0), softmax(z, calib.temperature)
     answer = decide(probs, labels, calib.policy, top_k=3)[0]

@@ -30,7 +30,7 @@ from mangaassist.atomic import write_json
 from mangaassist.checkpoint import load_checkpoint
 from mangaassist.errors import UserError
 from mangaassist.inference.bundle import file_sha256
-from mangaassist.training.run_dir import require_run_files, text_preprocess_of
+from mangaassist.training.run_dir import require_run_files, text_preprocess_of, truncation_of
 
 CHECKPOINT = "checkpoints/best.ckpt"
 SOUP_FILE = "soup.json"
@@ -60,11 +60,18 @@ def _check_ingredients(run_dirs: list[Path]) -> None:
                     "with the same data seed and vary data.module.order_seed instead"
                 )
     # Averaged weights answer one way of writing the text: the soup keeps the first config.
-    seen = {str(r): text_preprocess_of(OmegaConf.load(r / "config.yaml")) for r in run_dirs}
+    configs = {str(r): OmegaConf.load(r / "config.yaml") for r in run_dirs}
+    seen = {r: text_preprocess_of(c) for r, c in configs.items()}
     if len(set(seen.values())) > 1:
         raise UserError(
             f"soup ingredients differ in data.module.text_preprocess ({seen}); their weights "
             "read differently written text: train them all with one setting"
+        )
+    cuts = {r: truncation_of(c) for r, c in configs.items()}
+    if len(set(cuts.values())) > 1:
+        raise UserError(
+            f"soup ingredients differ in data.module.truncation ({cuts}); each learned from "
+            "other parts of long messages: train them all with one setting"
         )
 
 

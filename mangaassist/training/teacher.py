@@ -15,17 +15,18 @@ it) with two tensors and string metadata:
 - ``logits`` (N, C) float32: the teacher's logits for that message, in ``labels`` order;
 - metadata: ``format``, ``teacher`` (its path), ``checkpoint_sha256`` (of its best.ckpt),
   ``labels`` (JSON), ``max_length`` (the teacher's truncation), ``text_preprocess`` (what
-  the teacher's tokenizer saw: ``none`` or ``romaji``; a cache without it is ``none``), ``n``.
+  the teacher's tokenizer saw: ``none`` or ``romaji``; a cache without it is ``none``),
+  ``truncation`` (what a long message kept, in words; a cache without it is ``first``), ``n``.
 
 Keys are of the normalised message whatever either run's ``text_preprocess``: the teacher
 pass applies the teacher's own preprocessing (:meth:`LoadedRun.predict_logits`), so a
 ``romaji`` student can learn from a ``none`` teacher and the reverse.
 
-A cache is used only if its format, teacher checkpoint hash, labels, max_length and
-text_preprocess match the teacher now, and it holds every training message; otherwise it is
-refused with what differs (stale: another teacher, a recalibrated checkpoint, another
-training split), never silently mixed. Teacher and student must share ``labels.json`` order,
-or the teacher is refused with the difference named.
+A cache is used only if its format, teacher checkpoint hash, labels, max_length,
+text_preprocess and truncation match the teacher now, and it holds every training message;
+otherwise it is refused with what differs (stale: another teacher, a recalibrated
+checkpoint, another training split), never silently mixed. Teacher and student must share
+``labels.json`` order, or the teacher is refused with the difference named.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import numpy as np
 from mangaassist.atomic import file_sha256
 from mangaassist.checkpoint import CHECKPOINT
 from mangaassist.data.normalize import normalize_text
+from mangaassist.data.truncation import Truncation
 from mangaassist.errors import UserError
 
 if TYPE_CHECKING:
@@ -93,18 +95,20 @@ def teacher_identity(teacher_dir: str | Path) -> dict[str, str]:
     """
     from omegaconf import OmegaConf
 
-    from mangaassist.training.run_dir import require_run_files, text_preprocess_of
+    from mangaassist.training.run_dir import require_run_files, text_preprocess_of, truncation_of
 
     teacher_dir = Path(teacher_dir)
     require_run_files(teacher_dir)
     cfg = OmegaConf.load(teacher_dir / "config.yaml")
+    max_length = int(cfg.model.max_length)
     return {
         "format": CACHE_FORMAT,
         "teacher": str(teacher_dir),
         "checkpoint_sha256": file_sha256(teacher_dir / CHECKPOINT),
         "labels": json.dumps(json.loads((teacher_dir / "labels.json").read_text())),
-        "max_length": str(int(cfg.model.max_length)),
+        "max_length": str(max_length),
         "text_preprocess": text_preprocess_of(cfg),
+        "truncation": truncation_of(cfg).describe(max_length),
     }
 
 
@@ -148,8 +152,17 @@ def read_cache(path: Path, identity: dict[str, str], keys: Sequence[bytes]) -> n
     with safe_open(str(path), framework="np") as f:
         meta = f.metadata() or {}
         stored_keys, logits = f.get_tensor("keys"), f.get_tensor("logits")
-    meta.setdefault("text_preprocess", "none")  # caches written before the option
-    for field in ("format", "checkpoint_sha256", "labels", "max_length", "text_preprocess"):
+    meta.setdefault("text_preprocess", "none")  # caches written before the options
+    if "truncation" not in meta and meta.get("max_length", "").isdigit():
+        meta["truncation"] = Truncation().describe(int(meta["max_length"]))
+    for field in (
+        "format",
+        "checkpoint_sha256",
+        "labels",
+        "max_length",
+        "text_preprocess",
+        "truncation",
+    ):
         if meta.get(field) != identity[field]:
             raise _stale(
                 path,

@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -191,3 +192,64 @@ def test_an_old_run_is_first_and_a_bad_run_value_is_refused(run_dir):
     cfg.data.module.truncation = "middle"
     with pytest.raises(UserError, match=r"data\.module\.truncation='middle' is not allowed"):
         truncation_of(cfg)
+
+
+def test_explain_and_latency_see_the_ids_the_run_trained_on(run_dir, bundle_dir):
+    """`mangaassist explain` and both latency runtimes cut a long message as training did."""
+    from mangaassist.evaluation.latency import measure_latency
+    from mangaassist.model.onnx_runtime import onnx_predictor
+    from mangaassist.training.explain import explain
+
+    run = load_run(run_dir)
+    text = f"{STORIES[0]} 5 {ASKS['checkout_help']}"
+    want = run.token_ids([text])[0]
+    assert (
+        len(want) == MAX_LENGTH
+        and want
+        != run.tokenizer(normalize_text(text), truncation=True, max_length=MAX_LENGTH)["input_ids"]
+    )  # head_tail differs from first here
+    assert explain(run_dir, text).token_ids == want
+    onnx = onnx_predictor(
+        bundle_dir / "model.onnx",
+        run.tokenizer,
+        MAX_LENGTH,
+        run.labels,
+        preprocess=run.preprocess,
+        truncation=run.truncation,
+    )
+    assert onnx.tokenizer.encode([text])[0] == want
+    seen = []
+
+    class Recorder(torch.nn.Module):  # what the torch timing path feeds the model
+        def forward(self, ids, mask):
+            seen.append(ids[0].tolist())
+            return run.model(ids, mask)
+
+    measure_latency(
+        Recorder(),
+        run.tokenizer,
+        [text],
+        MAX_LENGTH,
+        warmup=0,
+        max_messages=1,
+        preprocess=run.preprocess,
+        truncation=run.truncation,
+    )
+    assert seen and all(ids == want for ids in seen)
+
+
+def test_a_teacher_cache_of_another_truncation_is_refused(run_dir, tmp_path):
+    from mangaassist.training.teacher import read_cache, teacher_identity, text_key, write_cache
+
+    identity = teacher_identity(run_dir)
+    assert identity["truncation"].startswith("head_tail: a message over 24 tokens")
+    keys = [text_key("hello")]
+    cache = tmp_path / "cache.safetensors"
+    write_cache(
+        cache,
+        {**identity, "truncation": Truncation().describe(MAX_LENGTH)},
+        keys,
+        np.zeros((1, 10), dtype=np.float32),
+    )
+    with pytest.raises(UserError, match=r"stale: it was computed with truncation='first 24"):
+        read_cache(cache, identity, keys)

@@ -83,6 +83,29 @@ def test_ingredients_from_other_splits_are_refused(ingredients, tmp_path, toy_fi
     assert not (tmp_path / "soup").exists()
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"text_preprocess": "romaji"}, r"differ in data\.module\.text_preprocess"),
+        (
+            {"truncation": "head_tail", "truncation_head_tokens": 4},
+            r"differ in data\.module\.truncation",
+        ),
+    ],
+)
+def test_ingredients_that_read_text_otherwise_are_refused(ingredients, tmp_path, change, message):
+    """Same split, but one ingredient was trained on other input ids (its config.yaml says)."""
+    from omegaconf import OmegaConf
+
+    config = ingredients[1] / "config.yaml"
+    cfg = OmegaConf.load(config)
+    cfg.data.module.update(change)
+    OmegaConf.save(cfg, config)
+    with pytest.raises(UserError, match=message):
+        soup_runs(ingredients, tmp_path / "soup")
+    assert not (tmp_path / "soup").exists()
+
+
 def test_bad_requests_name_the_problem(ingredients, tmp_path):
     with pytest.raises(UserError, match="at least 2 runs"):
         soup_runs(ingredients[:1], tmp_path / "soup")
