@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Issue 13's lever ablation (ABLATION.md): one short recipe, one lever added per row.
+#
+#   bash experiments/hard_messages/run_ablation.sh banks romaji head_tail secondary base slices
+#
+# Every row trains the default model (embedded all-MiniLM-L6-v2, focal_weighted, seed 0) on
+# the default 55,000-message corpus for ONE epoch instead of three (the CPU budget: five rows
+# in the time of two full runs), then the usual post-training evaluation (calibration on
+# validation, test, golden set with its script/length slices). Rows are compared on
+# validation (`slices` stage: every run scored on the same validation file); the golden
+# slices are reported beside them. A row whose folder already holds metrics.json is kept.
+#
+#   base       the corpus before the Japanese banks (commit $BASE_COMMIT), levers off;
+#              trained from a detached worktree of that commit
+#   banks      the current corpus (Japanese script, romaji and contrast banks), levers off
+#   romaji     banks + data.module.text_preprocess=romaji
+#   head_tail  romaji + data.module.truncation=head_tail (first 64 and last word pieces)
+#   secondary  romaji + secondary.weight=0.5 (the multi-label head)
+#
+# THREADS=1 (the default here) lets two rows share a two-core machine, each pinned to a core
+# by the caller (taskset -c 0 / -c 1).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+PY=${PY:-$ROOT/.venv/bin/python}
+OUT=${OUT:-$ROOT/outputs/hard_messages}
+THREADS=${THREADS:-1}
+BASE_COMMIT=${BASE_COMMIT:-d9887a2}  # main just before the banks were merged
+RECIPE="trainer.max_epochs=1 threads=$THREADS"
+
+train() {  # train NAME OVERRIDES...: one run into $OUT/NAME, skipped when already finished
+  local name=$1
+  shift
+  if [[ -f $OUT/$name/metrics.json ]]; then
+    echo "[ABLATION] keep $OUT/$name (finished)"
+    return
+  fi
+  echo "[ABLATION] train $name $*"
+  # shellcheck disable=SC2086  # $RECIPE holds several overrides
+  $PY train.py $RECIPE "run_name=abl-$name" "hydra.run.dir=$OUT/$name" "$@"
+}
+
+for stage in "$@"; do
+  case $stage in
+    base)
+      tree=$OUT/.base-tree
+      [[ -d $tree ]] || git worktree add --detach "$tree" "$BASE_COMMIT"
+      # The worktree's own train.py and package (this venv's editable install follows cwd).
+      (cd "$tree" && train base) ;;
+    banks) train banks ;;
+    romaji) train romaji data.module.text_preprocess=romaji ;;
+    head_tail) train head_tail data.module.text_preprocess=romaji data.module.truncation=head_tail ;;
+    secondary) train secondary data.module.text_preprocess=romaji secondary.weight=0.5 ;;
+    slices)  # every finished row on one validation file (the banks row's split)
+      $PY experiments/hard_messages/ablation_table.py "$OUT" --val "$OUT/banks/data/val.jsonl" \
+        --out experiments/hard_messages ;;
+    *) echo "unknown stage: $stage (base banks romaji head_tail secondary slices)" >&2; exit 2 ;;
+  esac
+done
