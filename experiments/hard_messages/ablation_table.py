@@ -4,7 +4,7 @@
         --val outputs/hard_messages/banks/data/val.jsonl --out experiments/hard_messages
 
 Rows are the run folders that ``run_ablation.sh`` trained (base, banks, romaji, head_tail,
-secondary; missing ones are skipped). The rows do not all share one corpus (``base`` is
+secondary, vocab; missing ones are skipped). The rows do not all share one corpus (``base`` is
 trained on the corpus before the Japanese banks), so each is scored on a common validation
 file: the ``--val`` split minus every message (by the dedup key) that any row trained on.
 That file picks the levers; the golden slices come from each run's post-training
@@ -34,6 +34,10 @@ ROWS = {  # folder: (lever added, training overrides after the recipe)
     "secondary": (
         "+ secondary.weight=0.5 (romaji row +)",
         "data.module.text_preprocess=romaji secondary.weight=0.5",
+    ),
+    "vocab": (
+        "+ vocab_extension.size=1000 (banks row +, no romaji)",
+        "vocab_extension.size=1000 vocab_extension.min_count=5",
     ),
 }
 SCRIPT_COLS = ("latin", "romaji", "japanese", "mixed")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 13's lever ablation (ABLATION.md): one short recipe, one lever added per row.
 #
-#   bash experiments/hard_messages/run_ablation.sh banks romaji head_tail secondary base slices
+#   bash experiments/hard_messages/run_ablation.sh banks romaji head_tail secondary vocab base slices
 #
 # Every row trains the default model (embedded all-MiniLM-L6-v2, focal_weighted, seed 0) on
 # the default 55,000-message corpus for ONE epoch instead of three (the CPU budget: five rows
@@ -16,6 +16,8 @@
 #   romaji     banks + data.module.text_preprocess=romaji
 #   head_tail  romaji + data.module.truncation=head_tail (first 64 and last word pieces)
 #   secondary  romaji + secondary.weight=0.5 (the multi-label head)
+#   vocab      banks + vocab_extension.size=1000 (the training split's 1,000 most frequent
+#              Japanese words and characters as tokens; script kept, no romaji)
 #
 # THREADS=1 (the default here) lets two rows share a two-core machine, each pinned to a core
 # by the caller (taskset -c 0 / -c 1).
@@ -51,9 +53,10 @@ for stage in "$@"; do
     romaji) train romaji data.module.text_preprocess=romaji ;;
     head_tail) train head_tail data.module.text_preprocess=romaji data.module.truncation=head_tail ;;
     secondary) train secondary data.module.text_preprocess=romaji secondary.weight=0.5 ;;
+    vocab) train vocab vocab_extension.size=1000 vocab_extension.min_count=5 ;;
     slices)  # every finished row on one validation file (the banks row's split)
       $PY experiments/hard_messages/ablation_table.py "$OUT" --val "$OUT/banks/data/val.jsonl" \
         --out experiments/hard_messages ;;
-    *) echo "unknown stage: $stage (base banks romaji head_tail secondary slices)" >&2; exit 2 ;;
+    *) echo "unknown stage: $stage (base banks romaji head_tail secondary vocab slices)" >&2; exit 2 ;;
   esac
 done

@@ -92,7 +92,7 @@ CONFIG_KEY = "data.module.text_preprocess"  # where a run's choice lives in its 
 # Runs pykakasi reads: hiragana (without the combining voicing marks), katakana without the
 # middle dot ・ (U+30FB, punctuation), 々 〆, CJK unified ideographs, extension A and the
 # compatibility ideographs. Characters outside the BMP are left out: pykakasi drops them.
-_JAPANESE = re.compile("[\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff\u3005\u3006"
+JAPANESE_RUN = re.compile("[\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff\u3005\u3006"
                        "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")  # fmt: skip
 _PUNCT = {
     "。": ".", "、": ",", "・": " ", "「": '"', "」": '"', "『": '"', "』": '"',
@@ -104,7 +104,7 @@ _PUNCT_TABLE = str.maketrans(_PUNCT)
 # Half-width katakana and its punctuation (U+FF61..U+FF9F): folded by NFKC first, as
 # normalize_text does, so to_romaji reads them alone too.
 _HALF_WIDTH = re.compile("[\uff61-\uff9f]+")
-_NEEDS_WORK = re.compile(f"{_JAPANESE.pattern}|{_HALF_WIDTH.pattern}|[{''.join(_PUNCT)}]")
+_NEEDS_WORK = re.compile(f"{JAPANESE_RUN.pattern}|{_HALF_WIDTH.pattern}|[{''.join(_PUNCT)}]")
 
 # Whole segments read otherwise than their kana (particles, greetings ending in the particle).
 _WORDS = {"は": "wa", "へ": "e", "こんにちは": "konnichiwa", "こんばんは": "konbanwa"}
@@ -197,7 +197,7 @@ def _kakasi():  # -> pykakasi.kakasi, loaded once (~1 s, ~105 MB) and only when 
     return pykakasi.kakasi()
 
 
-def _segments(run: str) -> list[tuple[str, str]]:
+def segments(run: str) -> list[tuple[str, str]]:
     """pykakasi's (surface, hiragana reading) segments of a run of Japanese script."""
     segs = [(s["orig"], s["hira"]) for s in _kakasi().convert(run)]
     if "".join(orig for orig, _ in segs) == run:
@@ -210,7 +210,7 @@ def _segments(run: str) -> list[tuple[str, str]]:
 @functools.lru_cache(maxsize=1 << 16)
 def _run_to_romaji(run: str) -> str:
     words, prefix = [], ""
-    for orig, reading in _segments(run):
+    for orig, reading in segments(run):
         if orig in _HONORIFIC:  # お願い -> "onegai", ご注文 -> "gochuumon", not "o negai"
             prefix += _HONORIFIC[orig]
             continue
@@ -242,7 +242,7 @@ def to_romaji(text: str) -> str:
     text = _HALF_WIDTH.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
     text = text.translate(_PUNCT_TABLE)
     pieces, end = [], 0
-    for match in _JAPANESE.finditer(text):
+    for match in JAPANESE_RUN.finditer(text):
         start, stop = match.span()
         romaji = _run_to_romaji(match.group(0))
         before, after = text[start - 1 : start], text[stop : stop + 1]

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from transformers import (
@@ -145,3 +146,44 @@ def load_backbone(
     if getattr(encoder, "pooler", None) is not None:
         encoder.pooler = None
     return encoder
+
+
+def add_tokens(
+    tokenizer: PreTrainedTokenizerBase, tokens: Sequence[str], init_text: Callable[[str], str]
+) -> dict[int, list[int]]:
+    """Add ``tokens`` to ``tokenizer``, matched before its normaliser (``vocab_extension``).
+
+    Args:
+        tokenizer: a fast tokenizer; changed in place.
+        tokens: new entries (:func:`mangaassist.data.vocabulary.japanese_tokens`).
+        init_text: token -> the text whose word pieces initialise its embedding (its romaji).
+
+    Returns:
+        New token id -> the ids of the existing word pieces of ``init_text(token)`` (no
+        [UNK]), for :func:`init_added_embeddings`.
+    """
+    from tokenizers import AddedToken
+
+    pieces = {
+        t: [
+            i
+            for i in tokenizer(init_text(t), add_special_tokens=False)["input_ids"]
+            if i != tokenizer.unk_token_id
+        ]
+        for t in tokens
+    }  # read before adding: the pieces are the tokenizer's own
+    tokenizer.add_tokens([AddedToken(t, normalized=False, single_word=False) for t in tokens])
+    return {int(tokenizer.convert_tokens_to_ids(t)): ids for t, ids in pieces.items()}
+
+
+def init_added_embeddings(encoder: PreTrainedModel, added: dict[int, list[int]]) -> None:
+    """Grow the input embeddings to hold ``added``'s ids; each new row (H,) is the mean of its
+    pieces' rows (the mean of all rows when a token has no piece)."""
+    import torch
+
+    old = encoder.get_input_embeddings().weight.detach().clone()  # (V, H)
+    encoder.resize_token_embeddings(max([old.shape[0] - 1, *added]) + 1, mean_resizing=False)
+    weight = encoder.get_input_embeddings().weight
+    with torch.no_grad():
+        for row, ids in added.items():
+            weight[row] = old[ids].mean(0) if ids else old.mean(0)

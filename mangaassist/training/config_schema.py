@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from mangaassist.data.truncation import TRUNCATIONS, check_truncation  # plain Python, no torch
+from mangaassist.data.vocabulary import check_vocab_extension
 from mangaassist.errors import UserError
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
@@ -273,6 +274,15 @@ def validate_train_config(cfg: DictConfig) -> None:
             allowed = schema.model_fields[field].description
             raise UserError(f"{key}={_show(values[field])} is not allowed: use {allowed}") from None
     _check_head_tokens(cfg)
+    _check_vocab_extension(cfg)
+
+
+def _check_vocab_extension(cfg: DictConfig) -> None:
+    """``vocab_extension``: whole numbers, and no tokens to add when romaji removes the script."""
+    ext = OmegaConf.select(cfg, "vocab_extension")
+    if isinstance(ext, DictConfig):
+        preprocess = OmegaConf.select(cfg, "data.module.text_preprocess", default=None) or "none"
+        check_vocab_extension(ext.get("size", 0), ext.get("min_count", 5), preprocess)
 
 
 def _check_head_tokens(cfg: DictConfig) -> None:

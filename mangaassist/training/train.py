@@ -32,6 +32,34 @@ def secondary_weight_of(cfg: DictConfig) -> float:
     return float((cfg.get("secondary") or {}).get("weight") or 0.0)
 
 
+def _extend_vocabulary(cfg: DictConfig, dm: IntentDataModule) -> dict[int, list[int]]:
+    """``vocab_extension.size > 0``: the training split's most frequent Japanese words and
+    characters join the DataModule's tokenizer (:mod:`mangaassist.data.vocabulary`).
+
+    Returns:
+        New token id -> the word-piece ids its embedding starts from ({} when off).
+    """
+    ext = cfg.get("vocab_extension") or {}
+    size = int(ext.get("size") or 0)
+    if not size:
+        return {}
+    from mangaassist.data.normalize import normalize_text
+    from mangaassist.data.vocabulary import japanese_tokens, romaji_pieces_text
+    from mangaassist.model.backbone import add_tokens
+
+    texts = [normalize_text(e.text) for e in dm.splits["train"]]  # as the DataModule feeds them
+    vocab = dm.tokenizer.get_vocab()
+    tokens = japanese_tokens(texts, vocab, size, int(ext.get("min_count", 5)))
+    added = add_tokens(dm.tokenizer, tokens, romaji_pieces_text)
+    shown = " ".join(tokens[:12])
+    print(
+        f"[VOCAB] added={len(added)} of size={size} min_count={ext.get('min_count', 5)} "
+        f'vocab={len(vocab)}->{len(dm.tokenizer)} first="{shown}"',
+        flush=True,
+    )
+    return added
+
+
 def build(
     cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()
 ) -> tuple[IntentDataModule, IntentClassifier, L.Trainer]:
@@ -69,6 +97,7 @@ def build(
         cfg.data.module.rare_below = dm.rare_below  # evaluation reads it from config.yaml
         if cfg.trainer.get("enable_progress_bar") is None:  # bars only on a terminal
             cfg.trainer.enable_progress_bar = sys.stdout.isatty()
+    added = _extend_vocabulary(cfg, dm)  # before anything encodes a split
     weight = class_weights(dm.class_counts) if cfg.loss.class_weights else None
     criterion = instantiate(cfg.loss.criterion, weight=weight)
     distill = cfg.get("distill")
@@ -94,6 +123,10 @@ def build(
         rare=rare_class_indices(dm.class_counts, dm.rare_below),
         secondary_weight=secondary_weight,
     )
+    if added:
+        from mangaassist.model.backbone import init_added_embeddings
+
+        init_added_embeddings(model.encoder, added)
     # A callback set to null on the command line (callbacks.early_stopping=null) is off.
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks += list(extra_callbacks)
