@@ -7,7 +7,9 @@ with what the export recorded for that precision. A bundle that loads but answer
 parses) is refused before a single user sees it.
 
 Format, one JSON object per line: ``{"text": ..., "fp32": {"intent": .., "confidence": ..},
-"int8": {...}}`` (``int8`` only when the bundle has it).
+"int8": {...}}`` (``int8`` only when the bundle has it). A bundle with the secondary-intent
+head also records each answer's ``secondary_intents`` (``[{"intent", "probability"}]``), and
+they must repeat too: the same intents, in order, each probability within the tolerance.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ def record_canary(folder: Path, predictors: dict, texts: list[str]) -> None:
             row = {"text": text}
             for name, rows in answers.items():
                 row[name] = {"intent": rows[i]["intent"], "confidence": rows[i]["confidence"]}
+                if "secondary_intents" in rows[i]:
+                    row[name]["secondary_intents"] = rows[i]["secondary_intents"]
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
@@ -48,9 +52,9 @@ def check_canary(folder: Path, predictor, atol: float = CANARY_ATOL) -> int:
         raise UserError(f"{path}: no {predictor.precision} answers recorded; re-export the run")
     got = predictor.classify([r["text"] for r in rows])
     bad = [
-        f"{r['text']!r}: {g['intent']} {g['confidence']:.5f} != {w['intent']} {w['confidence']:.5f}"
+        f"{r['text']!r}: {_show(g)} != {_show(w)}"
         for r, g, w in zip(rows, got, wanted, strict=True)
-        if g["intent"] != w["intent"] or abs(g["confidence"] - w["confidence"]) > atol
+        if not _same(g, w, atol)
     ]
     if bad:
         raise UserError(
@@ -58,3 +62,23 @@ def check_canary(folder: Path, predictor, atol: float = CANARY_ATOL) -> int:
             + "; ".join(bad[:3])
         )
     return len(rows)
+
+
+def _same(got: dict, want: dict, atol: float) -> bool:
+    """One answer repeats a recorded one (secondary intents only when they were recorded)."""
+    if got["intent"] != want["intent"] or abs(got["confidence"] - want["confidence"]) > atol:
+        return False
+    if "secondary_intents" not in want:  # a canary from before the head, or a bundle without
+        return True
+    g, w = got.get("secondary_intents", []), want["secondary_intents"]
+    return [x["intent"] for x in g] == [x["intent"] for x in w] and all(
+        abs(a["probability"] - b["probability"]) <= atol for a, b in zip(g, w, strict=True)
+    )
+
+
+def _show(answer: dict) -> str:
+    text = f"{answer['intent']} {answer['confidence']:.5f}"
+    second = answer.get("secondary_intents")
+    if second:
+        text += " + " + ",".join(f"{x['intent']} {x['probability']:.5f}" for x in second)
+    return text

@@ -350,3 +350,18 @@ def test_evaluate_on_the_bundle_writes_the_run_evaluations_secondary_figures(
         assert got[key] == pytest.approx(want[key]), key
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [r["secondary_pred"] for r in rows] == ref.secondary
+
+
+def test_the_canary_records_and_checks_the_secondary_intents(bundle_dir, tmp_path):
+    from mangaassist.inference.canary import CANARY_FILE, check_canary
+
+    rows = [json.loads(x) for x in (bundle_dir / CANARY_FILE).read_text().splitlines()]
+    assert rows and all("secondary_intents" in r["fp32"] for r in rows)
+    predictor = Predictor.from_bundle(open_bundle(bundle_dir))
+    assert check_canary(bundle_dir, predictor) == len(rows)
+    # A head that answers other secondary intents than recorded is refused, its answer named
+    # (the record is edited here: open_bundle's checksums would refuse an edited bundle first).
+    rows[0]["fp32"]["secondary_intents"] = [{"intent": "escalation", "probability": 0.99}]
+    (tmp_path / CANARY_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(UserError, match=r"1 of \d+ canary answers differ.*escalation 0\.99000"):
+        check_canary(tmp_path, predictor)
