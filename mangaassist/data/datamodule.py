@@ -287,6 +287,12 @@ class IntentDataModule(L.LightningDataModule):
         """
         return list(self._encode("train")["texts"])
 
+    def secondary_rates(self) -> list[float]:
+        """(C,) share of training messages with each intent as a secondary one (own label out)."""
+        rows = [set(s) for s in self._encode("train")["secondary"]]
+        n = max(len(rows), 1)
+        return [sum(c in r for r in rows) / n for c in range(len(self.labels))]
+
     def set_teacher_logits(self, logits: torch.Tensor) -> None:
         """Attach a teacher's logits, row ``i`` for :meth:`train_texts` ``[i]``.
 

@@ -123,6 +123,8 @@ def build(
         rare=rare_class_indices(dm.class_counts, dm.rare_below),
         secondary_weight=secondary_weight,
     )
+    if secondary_weight > 0:
+        model.init_secondary_prior(dm.secondary_rates())
     if added:
         from mangaassist.model.backbone import init_added_embeddings
 

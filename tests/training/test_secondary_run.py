@@ -66,6 +66,23 @@ def test_batches_carry_the_multi_hot_only_when_asked(tmp_path, toy_file):
         IntentDataModule(files(str(toy_file)), tok, secondary=True)
 
 
+def test_the_head_starts_at_the_training_base_rates(tmp_path):
+    """bias_c = log(r / (1 - r)) of the share r of training messages with c secondary,
+    counted here from the training split itself (an intent never secondary: the floor)."""
+    from mangaassist.training.train import build
+
+    data = write_multi_ask_jsonl(tmp_path / "multi.jsonl")
+    cfg = compose_cfg([*TINY, "data=files", f"data.train={data}", "secondary.weight=0.5"], tmp_path)
+    dm, model, _ = build(cfg)
+    train_rows = dm.splits["train"]
+    for c, label in enumerate(dm.labels):
+        k = sum(label in e.secondary_intents and label != e.label for e in train_rows)
+        r = min(max(k / len(train_rows), 1e-4), 1 - 1e-4)
+        assert dm.secondary_rates()[c] == pytest.approx(k / len(train_rows))
+        assert float(model.secondary_head.bias[c]) == pytest.approx(np.log(r / (1 - r)), abs=1e-5)
+    assert 0 < np.mean(dm.secondary_rates()) < 0.2  # most (message, intent) pairs are negative
+
+
 def test_a_tiny_run_with_the_head_trains_reloads_and_reports(tmp_path, capsys):
     data = write_multi_ask_jsonl(tmp_path / "multi.jsonl")
     golden = tmp_path / "golden.jsonl"  # a slice keeps it quick; evaluation only
