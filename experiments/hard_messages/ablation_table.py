@@ -4,7 +4,7 @@
         --val outputs/hard_messages/banks/data/val.jsonl --out experiments/hard_messages
 
 Rows are the run folders that ``run_ablation.sh`` trained (base, banks, romaji, head_tail,
-secondary, vocab; missing ones are skipped). The rows do not all share one corpus (``base`` is
+secondary, secondary_w5, vocab; missing ones are skipped). The rows do not all share one corpus (``base`` is
 trained on the corpus before the Japanese banks), so each is scored on a common validation
 file: the ``--val`` split minus every message (by the dedup key) that any row trained on.
 That file picks the levers; the golden slices come from each run's post-training
@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mangaassist.atomic import write_json, write_text
+from mangaassist.atomic import file_sha256, write_json, write_text
 from mangaassist.data.normalize import dedup_key
 
 ROWS = {  # folder: (lever added, training overrides after the recipe)
@@ -34,6 +34,10 @@ ROWS = {  # folder: (lever added, training overrides after the recipe)
     "secondary": (
         "+ secondary.weight=0.5 (romaji row +)",
         "data.module.text_preprocess=romaji secondary.weight=0.5",
+    ),
+    "secondary_w5": (
+        "+ secondary.weight=5 (romaji row +)",
+        "data.module.text_preprocess=romaji secondary.weight=5",
     ),
     "vocab": (
         "+ vocab_extension.size=1000 (banks row +, no romaji)",
@@ -60,8 +64,9 @@ def common_val(val: Path, runs: list[Path], out: Path) -> tuple[Path, int, int]:
 
 
 def score(run: Path, data: Path) -> dict:
-    """``mangaassist evaluate`` of the run on ``data`` (cached in ``eval/val_common``)."""
-    out = run / "eval" / "val_common"
+    """``mangaassist evaluate`` of the run on ``data`` (cached in ``eval/val_common-<sha>``:
+    the common file changes when a row is added, and then so does the folder)."""
+    out = run / "eval" / f"val_common-{file_sha256(data)[:10]}"
     if not (out / "metrics.json").is_file():
         cmd = [sys.executable, "-m", "mangaassist.cli", "evaluate", "--model", str(run)]
         cmd += ["--data", str(data), "--out", str(out), "--no-latency"]

@@ -236,6 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preprocess", help="module:function applied after normalize_text")
     parser.add_argument("--out", type=Path, default=HERE, help="folder for the json and md")
     parser.add_argument("--name", default="tokenizer_view", help="output file stem")
+    parser.add_argument(
+        "--tokenizer",
+        type=Path,
+        help="a tokenizer.json to measure instead of the embedded one (e.g. a vocab_extension "
+        "run's <run>/tokenizer/tokenizer.json)",
+    )
     args = parser.parse_args(argv)
     from mangaassist.data.generator import generate
 
@@ -246,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     tok = BatchTokenizer.from_file(
-        default_tokenizer_file(), NO_TRUNCATION, preprocess=pipeline(preprocess)
+        args.tokenizer or default_tokenizer_file(), NO_TRUNCATION, preprocess=pipeline(preprocess)
     )
     corpus = generate(n=args.n, seed=args.seed).examples
     golden = read_examples(GOLDEN)
@@ -280,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": args.seed,
         "max_length": args.max_length,
         "preprocess": args.preprocess,
-        "tokenizer": tokenizer_name(),
+        "tokenizer": str(args.tokenizer) if args.tokenizer else tokenizer_name(),
         "sets": sets,
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -134,7 +134,11 @@ def test_batch_tokenizer_on_the_real_vocabulary():
 def test_the_config_default_is_first_and_bad_values_are_refused(tmp_path):
     cfg = compose_cfg([*TINY, "data=files", "data.train=x.jsonl"], tmp_path)
     assert cfg.data.module.truncation == "first"
-    assert cfg.data.module.truncation_head_tokens == DEFAULT_HEAD_TOKENS
+    assert cfg.data.module.truncation_head_tokens == 16  # experiment=smoke's, for max_length 32
+    # The MangaAssist corpus chose head_tail on validation (experiments/hard_messages).
+    ours = compose_cfg(["data=mangaassist"], tmp_path)
+    assert ours.data.module.truncation == "head_tail"
+    assert ours.data.module.truncation_head_tokens == DEFAULT_HEAD_TOKENS
     bad = compose_cfg(
         [*TINY, "data=files", "data.train=x.jsonl", "data.module.truncation=mid"], tmp_path
     )

@@ -134,3 +134,17 @@ def test_the_run_trains_reloads_and_serves_with_the_added_tokens(run_dir, capsys
 def test_bad_settings_are_refused_before_work(tmp_path, overrides, message):
     with pytest.raises(UserError, match=message):
         validate_train_config(compose_cfg([*TINY, *overrides], tmp_path))
+
+
+def test_the_mangaassist_corpus_turns_the_chosen_levers_on_and_other_data_does_not(tmp_path):
+    from mangaassist.training.train import secondary_weight_of
+
+    ours = compose_cfg(["data=mangaassist"], tmp_path)  # chosen on validation (ABLATION.md)
+    assert ours.vocab_extension.size == 1000 and secondary_weight_of(ours) == 5.0
+    assert ours.data.module.text_preprocess == "none"  # the extension needs the script kept
+    validate_train_config(ours)
+    files = compose_cfg(["data=files", "data.train=x.jsonl"], tmp_path)
+    assert files.vocab_extension.size == 0 and secondary_weight_of(files) == 0.0
+    romaji = compose_cfg(["data=mangaassist", "data.module.text_preprocess=romaji"], tmp_path)
+    with pytest.raises(UserError, match=r"Use one lever: vocab_extension\.size=0"):
+        validate_train_config(romaji)
