@@ -67,17 +67,15 @@ def romaji_pieces_text(token: str) -> str:
     return to_romaji(token) or token
 
 
-def check_vocab_extension(size: object, min_count: object, text_preprocess: str) -> None:
-    """Refuse a size or count that is not a whole number >= 0 (>= 1), or a pointless setting.
+def check_vocab_extension(size: int, text_preprocess: str) -> None:
+    """Refuse tokens to add beside ``text_preprocess=romaji``, which leaves no Japanese script.
+
+    The types and ranges of ``vocab_extension`` are checked with the rest of the config
+    (``mangaassist.training.config_schema``).
 
     Raises:
-        UserError: naming the key and the fix.
+        UserError: naming both keys and the fix.
     """
-    for key, value, low in (("size", size, 0), ("min_count", min_count, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise UserError(
-                f"{CONFIG_KEY}.{key}={value!r} is not allowed: use a whole number >= {low}"
-            )
     if size and text_preprocess != "none":
         raise UserError(
             f"{CONFIG_KEY}.size={size} with data.module.text_preprocess={text_preprocess}: the "

@@ -193,6 +193,13 @@ class Secondary(_Section):
     mask_primary: StrictBool = Field(True, description="true or false")
 
 
+class VocabExtension(_Section):
+    size: Annotated[StrictInt, Field(ge=0)] = Field(
+        0, description="a whole number >= 0 (0: no tokens added; e.g. 1000)"
+    )
+    min_count: Count = Field(5, description="a whole number >= 1")
+
+
 class EarlyStopping(_Section):
     patience: Annotated[StrictInt, Field(ge=0)] = Field(2, description="a whole number >= 0")
     mode: Literal["min", "max"] = Field("min", description="min or max")
@@ -219,6 +226,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "data.module": DataModule,
     "distill": Distill,
     "secondary": Secondary,
+    "vocab_extension": VocabExtension,
     "callbacks.early_stopping": EarlyStopping,
     "callbacks.checkpoint": Checkpoint,
     "callbacks.weight_averaging": WeightAveraging,
@@ -278,11 +286,11 @@ def validate_train_config(cfg: DictConfig) -> None:
 
 
 def _check_vocab_extension(cfg: DictConfig) -> None:
-    """``vocab_extension``: whole numbers, and no tokens to add when romaji removes the script."""
-    ext = OmegaConf.select(cfg, "vocab_extension")
-    if isinstance(ext, DictConfig):
-        preprocess = OmegaConf.select(cfg, "data.module.text_preprocess", default=None) or "none"
-        check_vocab_extension(ext.get("size", 0), ext.get("min_count", 5), preprocess)
+    """``vocab_extension`` (its types checked above): no tokens to add when romaji removes
+    the script."""
+    size = OmegaConf.select(cfg, "vocab_extension.size", default=0)
+    preprocess = OmegaConf.select(cfg, "data.module.text_preprocess", default=None) or "none"
+    check_vocab_extension(size, preprocess)
 
 
 def _check_head_tokens(cfg: DictConfig) -> None:

@@ -61,18 +61,16 @@ def _check_ingredients(run_dirs: list[Path]) -> None:
                 )
     # Averaged weights answer one way of writing the text: the soup keeps the first config.
     configs = {str(r): OmegaConf.load(r / "config.yaml") for r in run_dirs}
-    seen = {r: text_preprocess_of(c) for r, c in configs.items()}
-    if len(set(seen.values())) > 1:
-        raise UserError(
-            f"soup ingredients differ in data.module.text_preprocess ({seen}); their weights "
-            "read differently written text: train them all with one setting"
-        )
-    cuts = {r: truncation_of(c) for r, c in configs.items()}
-    if len(set(cuts.values())) > 1:
-        raise UserError(
-            f"soup ingredients differ in data.module.truncation ({cuts}); each learned from "
-            "other parts of long messages: train them all with one setting"
-        )
+    for key, read, why in (
+        ("text_preprocess", text_preprocess_of, "their weights read differently written text"),
+        ("truncation", truncation_of, "each learned from other parts of long messages"),
+    ):
+        seen = {r: read(c) for r, c in configs.items()}
+        if len(set(seen.values())) > 1:
+            raise UserError(
+                f"soup ingredients differ in data.module.{key} ({seen}); {why}: train them all "
+                "with one setting"
+            )
 
 
 def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

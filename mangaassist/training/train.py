@@ -40,7 +40,7 @@ def _extend_vocabulary(cfg: DictConfig, dm: IntentDataModule) -> dict[int, list[
         New token id -> the word-piece ids its embedding starts from ({} when off).
     """
     ext = cfg.get("vocab_extension") or {}
-    size = int(ext.get("size") or 0)
+    size, min_count = int(ext.get("size") or 0), int(ext.get("min_count", 5))
     if not size:
         return {}
     from mangaassist.data.normalize import normalize_text
@@ -49,11 +49,11 @@ def _extend_vocabulary(cfg: DictConfig, dm: IntentDataModule) -> dict[int, list[
 
     texts = [normalize_text(e.text) for e in dm.splits["train"]]  # as the DataModule feeds them
     vocab = dm.tokenizer.get_vocab()
-    tokens = japanese_tokens(texts, vocab, size, int(ext.get("min_count", 5)))
+    tokens = japanese_tokens(texts, vocab, size, min_count)
     added = add_tokens(dm.tokenizer, tokens, romaji_pieces_text)
     shown = " ".join(tokens[:12])
     print(
-        f"[VOCAB] added={len(added)} of size={size} min_count={ext.get('min_count', 5)} "
+        f"[VOCAB] added={len(added)} of size={size} min_count={min_count} "
         f'vocab={len(vocab)}->{len(dm.tokenizer)} first="{shown}"',
         flush=True,
     )
