@@ -23,29 +23,24 @@ from pathlib import Path
 from mangaassist.atomic import file_sha256, write_json, write_text
 from mangaassist.data.normalize import dedup_key
 
-ROWS = {  # folder: (lever added, training overrides after the recipe)
-    "base": ("none (corpus before the Japanese banks)", "(worktree of d9887a2)"),
-    "banks": ("+ Japanese, romaji and contrast banks", ""),
-    "romaji": ("+ text_preprocess=romaji", "data.module.text_preprocess=romaji"),
-    "head_tail": (
-        "+ truncation=head_tail (romaji row +)",
-        "data.module.text_preprocess=romaji data.module.truncation=head_tail",
-    ),
-    "secondary": (
-        "+ secondary.weight=0.5 (romaji row +)",
-        "data.module.text_preprocess=romaji secondary.weight=0.5",
-    ),
-    "secondary_w5": (
-        "+ secondary.weight=5 (romaji row +)",
-        "data.module.text_preprocess=romaji secondary.weight=5",
-    ),
-    "vocab": (
-        "+ vocab_extension.size=1000 (banks row +, no romaji)",
-        "vocab_extension.size=1000 vocab_extension.min_count=5",
-    ),
+ROWS = {  # folder: the lever it adds (run_ablation.sh holds the commands)
+    "base": "none (corpus before the Japanese banks)",
+    "banks": "+ Japanese, romaji and contrast banks",
+    "romaji": "+ text_preprocess=romaji",
+    "head_tail": "+ truncation=head_tail (romaji row +)",
+    "secondary": "+ secondary.weight=0.5 (romaji row +)",
+    "secondary_w5": "+ secondary.weight=5 (romaji row +)",
+    "vocab": "+ vocab_extension.size=1000 (banks row +, no romaji)",
+}
+# The lever settings a run trained with, read from its config.yaml (a run from before a lever
+# has no key: that lever's off value).
+LEVERS = {
+    "data.module.text_preprocess": "none",
+    "data.module.truncation": "first",
+    "secondary.weight": 0.0,
+    "vocab_extension.size": 0,
 }
 SCRIPT_COLS = ("latin", "romaji", "japanese", "mixed")
-LENGTH_COLS = ("long",)
 
 
 def _rows(path: Path) -> list[dict]:
@@ -97,6 +92,14 @@ def score(run: Path, data: Path) -> dict:
     return m
 
 
+def levers(run: Path) -> dict:
+    """The run's lever settings (:data:`LEVERS`), as its config.yaml has them."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(run / "config.yaml")
+    return {key: OmegaConf.select(cfg, key, default=off) for key, off in LEVERS.items()}
+
+
 def _slice(m: dict, kind: str, name: str) -> str:
     row = next((r for r in m.get("slices", {}).get(kind, []) if r["slice"] == name), None)
     if not row or not row["n"]:
@@ -125,7 +128,7 @@ def table(rows: list[tuple[str, dict, dict]]) -> str:
     head += ["golden secondary P/R (multi-ask)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, val, gold in rows:
-        cells = [f"`{name}`", ROWS[name][0], _acc(val), f"{100 * val['macro_f1']:.1f}"]
+        cells = [f"`{name}`", ROWS[name], _acc(val), f"{100 * val['macro_f1']:.1f}"]
         cells += [_slice(val, "script", c) for c in SCRIPT_COLS] + [_slice(val, "length", "long")]
         cells += [_acc(gold), _slice(gold, "script", "japanese"), _slice(gold, "script", "romaji")]
         cells += [_slice(gold, "length", "long"), _secondary(gold)]
@@ -160,8 +163,8 @@ def main(argv: list[str] | None = None) -> None:
             "common_val": {"kept": kept, "dropped_seen_in_training": dropped},
             "rows": {
                 name: {
-                    "lever": ROWS[name][0],
-                    "overrides": ROWS[name][1],
+                    "lever": ROWS[name],
+                    "settings": levers(args.root / name),
                     "val": {k: v[k] for k in keep if k in v},
                     "golden": {k: g[k] for k in keep if k in g},
                 }
