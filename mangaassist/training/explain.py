@@ -165,7 +165,7 @@ def explain(run_dir: str | Path, text: str, label: str | None = None) -> Explana
     normalised = run.preprocess(text)  # normalise (+ romaji when the run was trained so)
     # As LoadedRun.predict_logits encodes a batch of one: no padding, the run's truncation
     # (first, or head_tail: what a long message shows the model is its start and its end).
-    ids = run.truncation.encode(run.tokenizer, [normalised], run.max_length)[0]
+    ids = run.token_ids([text])[0]
     input_ids = torch.tensor([ids])  # (1, L)
     model = run.model
     model.zero_grad(set_to_none=True)
